@@ -1,0 +1,36 @@
+"""Semi-supervised video segmentation: learn single-image segmenters from unlabeled video.
+
+Install for use:          pip install -e .
+Install for development:  pip install -e '.[test]'
+"""
+
+import setuptools
+
+setuptools.setup(
+    name="video-consistency-segmentation",
+    version="0.1.0",
+    description=(
+        "Train single-image semantic segmenters with few labels by learning from unlabeled video: "
+        "4D consistency from depth/egomotion (Pasad et al. 2020) and joint optical flow (Ding et al. 2020)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["depth_motion*", "segmentation*", "consistency*", "datasets*"]),
+    install_requires=[
+        # Tested ranges. TensorFlow 2.21 ships Keras 3; tf_keras (Keras 2) is not used anywhere.
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "keras-cv>=0.9,<0.10",
+        # tensorflow-graphics declares tensorflow-addons as a requirement, so pip installs it, but this project never
+        # imports tensorflow_addons (it cannot be imported next to Keras 3); tests/test_packaging.py checks that.
+        "tensorflow-graphics==2021.12.3",
+        "absl-py>=2.1",
+        "numpy>=1.26,<3",
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "profile": ["tensorboard>=2.20", "tensorboard-plugin-profile>=2.20"],
+    },
+)

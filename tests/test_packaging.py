@@ -1,0 +1,52 @@
+"""Packaging rules: tensorflow_addons is never imported; the geometry core imports nothing else of ours."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("depth_motion", "segmentation", "consistency", "datasets")
+
+
+def _imported_modules(path):
+  tree = ast.parse(path.read_text(), filename=str(path))
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      yield node.module
+
+
+def test_importing_every_module_never_loads_tensorflow_addons():
+  modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                   for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+  code = ("import importlib, sys\n"
+          f"for m in {modules!r}: importlib.import_module(m)\n"
+          "loaded = sorted(m for m in sys.modules if m.startswith('tensorflow_addons'))\n"
+          "assert not loaded, loaded\n")
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_no_source_file_mentions_an_addons_import():
+  for package in PACKAGES + ("tests", "benchmarks"):
+    for path in (ROOT / package).rglob("*.py"):
+      assert "tensorflow_addons" not in set(_imported_modules(path)), path
+
+
+def test_geometry_imports_nothing_of_ours_but_itself():
+  for path in (ROOT / "depth_motion" / "geometry").rglob("*.py"):
+    for module in _imported_modules(path):
+      top = module.split(".")[0]
+      if top in PACKAGES:
+        assert module.startswith("depth_motion.geometry"), f"{path.name} imports {module}"
+      assert top not in ("keras", "tf_keras"), f"{path.name} imports {module}: the geometry core is Keras-free"
+
+
+def test_dependencies_point_one_way():
+  """datasets, depth_motion and segmentation never import consistency."""
+  for package in ("datasets", "depth_motion", "segmentation"):
+    for path in (ROOT / package).rglob("*.py"):
+      for module in _imported_modules(path):
+        assert module.split(".")[0] != "consistency", f"{path} imports {module}"
