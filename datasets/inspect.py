@@ -1,0 +1,297 @@
+"""Summarise a dataset on disk and draw a contact sheet of one clip, to check data before training on it.
+
+  python -m datasets.inspect --dataset=scannet --root=/data/scannet --split=val --output=sheet.png
+
+Prints the scenes and frames, image resolutions, the range of the intrinsics and the class pixel frequencies over a
+sample of frames, then writes a PNG with one column per frame of a clip and rows RGB, depth, labels, ground-truth
+flow to the next frame and its visibility (white: visible in the next frame, grey: hidden there, black: no depth or
+leaves the image). Malformed data ends the command with one message naming the file, and exit status 1.
+
+Datasets are a small registry (`READERS`): a new reader (Cityscapes, CamVid, KITTI) adds an entry whose scenes offer
+`name`, `frame_ids`, `num_frames`, `color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset
+lacks (depth, pose) are left out of the sheet.
+"""
+
+import collections
+import dataclasses
+import os
+import sys
+from typing import Callable
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+import tensorflow as tf
+
+from datasets import ground_truth
+from datasets import labels as labels_lib
+from datasets import scannet
+from datasets import visualize
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetReader:
+  """How the inspect command reads one dataset.
+
+  Attributes:
+    description: one line for the help text.
+    scenes: (root, split or None) -> iterable of scenes (see the module docstring).
+    class_names: names of the label classes.
+    ignore_label: label value of unlabeled pixels.
+  """
+  description: str
+  scenes: Callable
+  class_names: tuple = labels_lib.CLASS_NAMES
+  ignore_label: int = labels_lib.IGNORE_LABEL
+
+
+def _scannet_layout_scenes(root, split):
+  """Scenes of a ScanNet-layout root; the label tsv at the root (if any) is read once for all of them."""
+  directories = scannet.list_scenes(root, split)
+  tsv = os.path.join(root, labels_lib.LABEL_TSV_NAME)
+  raw_to_nyu40 = labels_lib.read_label_tsv(tsv) if os.path.isfile(tsv) else None
+  for directory in directories:
+    yield scannet.read_scene(directory, label_table=raw_to_nyu40)
+
+
+READERS = {
+    "scannet": DatasetReader("ScanNet frames exported by SensReader (color/, depth/, pose/, intrinsic/, labels).",
+                             _scannet_layout_scenes),
+    "synthetic": DatasetReader("The built-in synthetic video, written by datasets.synthetic in the ScanNet layout.",
+                               _scannet_layout_scenes),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", "scannet", sorted(READERS),
+                  "Dataset format of --root: " + "; ".join(f"{k}: {v.description}" for k, v in READERS.items()))
+flags.DEFINE_string("root", None, "Dataset root: the folder holding the scene folders (and split files, label tsv).")
+flags.DEFINE_enum("split", None, list(scannet.SPLITS),
+                  "Only the scenes of this split (scannetv2_<split>.txt at the root); every scene when not given.")
+flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
+flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
+                     lower_bound=8)
+flags.DEFINE_integer("width", 320, "Working image width.", lower_bound=8)
+flags.DEFINE_integer("num_samples", 16, "Frames, spread evenly over the dataset, whose labels are counted.",
+                     lower_bound=0)
+flags.DEFINE_integer("clip_length", 4, "Consecutive frames shown in the contact sheet.", lower_bound=1)
+flags.DEFINE_string("scene", None, "Scene drawn in the contact sheet; by default the first scene.")
+flags.DEFINE_integer("max_scenes", 0, "Read at most this many scenes (0: all); reading a scene reads all its poses.",
+                     lower_bound=0)
+flags.DEFINE_integer("max_listed", 30, "Scenes listed one per line; the rest are counted.", lower_bound=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectConfig:
+  """The resolved command line."""
+  dataset: str
+  root: str
+  split: str | None
+  output: str
+  size: tuple
+  num_samples: int
+  clip_length: int
+  scene: str | None
+  max_scenes: int
+  max_listed: int
+
+
+def inspect(config, out=None):
+  """Prints the summary of `config.root` to `out` (default stdout) and writes the contact sheet; returns the scenes."""
+  out = out or sys.stdout
+  reader = READERS[config.dataset]
+  scenes = []
+  for scene in reader.scenes(config.root, config.split):
+    scenes.append(scene)
+    if config.max_scenes and len(scenes) >= config.max_scenes:
+      break
+
+  def say(line=""):
+    print(line, file=out)
+
+  total = sum(s.num_frames for s in scenes)
+  skipped = sum(len(getattr(s, "skipped_frame_ids", ())) for s in scenes)
+  say(f"dataset {config.dataset} at {config.root}, split {config.split or 'all'}")
+  say(f"scenes: {len(scenes)}" + (" (--max_scenes reached)" if config.max_scenes == len(scenes) else ""))
+  say(f"frames: {total}" + (f" ({skipped} more skipped: non-finite pose)" if skipped else ""))
+  say(f"frames per scene: min {min(s.num_frames for s in scenes)}, max {max(s.num_frames for s in scenes)}, "
+      f"mean {total / len(scenes):.1f}")
+  for scene in scenes[:config.max_listed]:
+    say("  " + _scene_line(scene))
+  if len(scenes) > config.max_listed:
+    say(f"  ... and {len(scenes) - config.max_listed} more scenes")
+
+  color_sizes = collections.Counter(tuple(s.color_size) for s in scenes)
+  say("color resolution(s): " + _sizes_text(color_sizes))
+  if all(hasattr(s, "depth_size") for s in scenes):
+    say("depth resolution(s): " + _sizes_text(collections.Counter(tuple(s.depth_size) for s in scenes)))
+  k = np.stack([np.asarray(s.intrinsics) for s in scenes])
+  params = {"fx": k[:, 0, 0], "fy": k[:, 1, 1], "cx": k[:, 0, 2], "cy": k[:, 1, 2]}
+  say("intrinsics at full resolution (min .. max): " +
+      ", ".join(f"{n} {v.min():.2f} .. {v.max():.2f}" for n, v in params.items()))
+
+  _print_class_frequencies(scenes, config, reader, say)
+
+  if config.output:
+    _write_contact_sheet(scenes, config, say)
+  return scenes
+
+
+def _scene_line(scene):
+  parts = [f"{scene.name}: {scene.num_frames} frames (ids {scannet.format_ids(scene.frame_ids, max_ranges=3)})"]
+  skipped = getattr(scene, "skipped_frame_ids", ())
+  if skipped:
+    parts.append(f"{len(skipped)} skipped (non-finite pose: {scannet.format_ids(skipped, max_ranges=3)})")
+  parts.append("color {}x{}".format(*scene.color_size))
+  if hasattr(scene, "depth_size"):
+    parts.append("depth {}x{}".format(*scene.depth_size))
+  source = getattr(scene, "label_source", None)
+  parts.append({None: "no labels", scannet.LABEL_NYU40: "labels label/ (NYU40)",
+                scannet.LABEL_RAW: "labels label-filt/ (raw ids via tsv)"}.get(source, f"labels {source}"))
+  return ", ".join(parts)
+
+
+def _sizes_text(counter):
+  return ", ".join(f"{h}x{w} ({n} scene{'s' if n > 1 else ''})" for (h, w), n in counter.most_common())
+
+
+def _print_class_frequencies(scenes, config, reader, say):
+  frames = [(scene, index) for scene in scenes for index in range(scene.num_frames)]
+  count = min(config.num_samples, len(frames))
+  if count == 0:
+    return
+  picks = sorted(set(np.linspace(0, len(frames) - 1, count).round().astype(int)))
+  counts = np.zeros([len(reader.class_names)], np.int64)
+  ignored = labelled_frames = 0
+  for pick in picks:
+    scene, index = frames[pick]
+    frame = scene.load(index, config.size)
+    if not bool(frame["has_label"]):
+      continue
+    labelled_frames += 1
+    label = frame["label"].numpy().ravel()
+    known = label != reader.ignore_label
+    ignored += int(np.sum(~known))
+    counts += np.bincount(label[known], minlength=len(counts))[:len(counts)]
+  height, width = config.size
+  say(f"class pixel frequencies over {len(picks)} sampled frames ({labelled_frames} labelled) at {height}x{width}:")
+  if not counts.sum():
+    say("  no labelled pixels")
+    return
+  for class_id in np.argsort(-counts, kind="stable"):
+    if counts[class_id]:
+      say(f"  {class_id:3d} {reader.class_names[class_id]:<16s} {counts[class_id] / counts.sum():.4f}")
+  unseen = [reader.class_names[c] for c in range(len(counts)) if not counts[c]]
+  if unseen:
+    say(f"  not seen: {', '.join(unseen)}")
+  if ignored:
+    say(f"  ignored pixels: {ignored}")
+
+
+def _write_contact_sheet(scenes, config, say):
+  if config.scene:
+    matches = [s for s in scenes if s.name == config.scene]
+    if not matches:
+      raise labels_lib.DataError(f"--scene={config.scene} is not among the scenes read from {config.root}.")
+    scene = matches[0]
+  else:
+    scene = next((s for s in scenes if s.num_frames > 1), scenes[0])
+  length = min(config.clip_length, scene.num_frames)
+  frames = [scene.load(index, config.size) for index in range(length)]
+  sheet = contact_sheet(frames, [f"frame {f['frame_id']}" for f in frames], title=scene.name)
+  directory = os.path.dirname(os.path.abspath(config.output))
+  os.makedirs(directory, exist_ok=True)
+  Image.fromarray(sheet).save(config.output)
+  say(f"contact sheet: {config.output} ({scene.name}, frames {frames[0]['frame_id']}..{frames[-1]['frame_id']}, "
+      f"{sheet.shape[1]}x{sheet.shape[0]} px)")
+
+
+# Sheet layout, in output pixels.
+_MIN_CELL_HEIGHT = 120
+_MARGIN_LEFT = 110
+_MARGIN_TOP = 18
+_GAP = 4
+_BACKGROUND = (32, 32, 32)
+_TEXT = (235, 235, 235)
+
+
+def contact_sheet(frames, column_titles, title=""):
+  """[height, width, 3] uint8 grid: one column per frame, one row per kind of data, and a legend of the classes seen.
+
+  Args:
+    frames: `load`ed frames of one clip (dicts with `image` [H, W, 3] and optionally `depth`, `label`, `pose`,
+      `intrinsics`), consecutive.
+    column_titles: one title per frame.
+    title: drawn in the top-left corner (e.g. the scene name).
+  """
+  rows = [("RGB", [tf.image.convert_image_dtype(f["image"], tf.uint8, saturate=True).numpy() for f in frames])]
+  if "depth" in frames[0]:
+    rows.append(("depth", list(visualize.colorize_depth(tf.stack([f["depth"] for f in frames])).numpy())))
+  has_labels = "label" in frames[0]
+  if has_labels:
+    rows.append(("labels", list(visualize.colorize_labels(tf.stack([f["label"] for f in frames])).numpy())))
+  if len(frames) > 1 and all(k in frames[0] for k in ("depth", "pose", "intrinsics")):
+    stack = lambda key, part: tf.stack([f[key] for f in (frames[:-1] if part == "source" else frames[1:])])
+    match = ground_truth.correspondence(stack("depth", "source"), stack("pose", "source"), stack("pose", "target"),
+                                        stack("intrinsics", "source"), target_depth=stack("depth", "target"))
+    # One magnitude normaliser for the clip, so that colours compare across columns.
+    magnitude = tf.norm(match.flow, axis=-1)
+    scale = float(tf.reduce_max(tf.where(match.valid, magnitude, 0.0)))
+    flow = visualize.colorize_flow(match.flow, match.valid, max_magnitude=max(scale, 1e-3)).numpy()
+    visibility = tf.where(match.visible, 1.0, tf.where(match.valid, 0.5, 0.0))
+    visibility = visualize.colorize_mask(visibility).numpy()
+    rows.append((f"flow to next\n(max {scale:.1f} px)", list(flow) + [None]))
+    rows.append(("visible in\nnext frame", list(visibility) + [None]))
+
+  height, width = rows[0][1][0].shape[:2]
+  zoom = max(1, -(-_MIN_CELL_HEIGHT // height))
+  cell_h, cell_w = height * zoom, width * zoom
+  legend_classes = []
+  if has_labels:
+    seen = np.unique(np.concatenate([f["label"].numpy().ravel() for f in frames]))
+    legend_classes = [int(c) for c in seen if 0 <= c < labels_lib.NUM_CLASSES]
+  legend_rows = -(-len(legend_classes) // 4)
+  sheet_h = _MARGIN_TOP + len(rows) * (cell_h + _GAP) + legend_rows * 16 + (_GAP if legend_rows else 0)
+  sheet_w = _MARGIN_LEFT + len(frames) * (cell_w + _GAP)
+  sheet = Image.new("RGB", (max(sheet_w, 4 * 130 + 8), sheet_h), _BACKGROUND)
+  draw = ImageDraw.Draw(sheet)
+  draw.text((4, 3), title, fill=_TEXT)
+  for c, column_title in enumerate(column_titles):
+    draw.text((_MARGIN_LEFT + c * (cell_w + _GAP), 3), column_title, fill=_TEXT)
+  for r, (row_title, cells) in enumerate(rows):
+    top = _MARGIN_TOP + r * (cell_h + _GAP)
+    draw.multiline_text((4, top + 4), row_title, fill=_TEXT)
+    for c, cell in enumerate(cells):
+      if cell is None:
+        continue
+      image = Image.fromarray(np.asarray(cell, np.uint8)).resize((cell_w, cell_h), Image.NEAREST)
+      sheet.paste(image, (_MARGIN_LEFT + c * (cell_w + _GAP), top))
+  top = _MARGIN_TOP + len(rows) * (cell_h + _GAP)
+  for i, class_id in enumerate(legend_classes):
+    x, y = 4 + (i % 4) * 130, top + (i // 4) * 16
+    draw.rectangle([x, y + 2, x + 10, y + 12], fill=tuple(int(v) for v in visualize.PALETTE[class_id]))
+    draw.text((x + 14, y + 1), labels_lib.CLASS_NAMES[class_id], fill=_TEXT)
+  return np.asarray(sheet)
+
+
+def config_from_flags():
+  return InspectConfig(dataset=FLAGS.dataset, root=FLAGS.root, split=FLAGS.split, output=FLAGS.output,
+                       size=(FLAGS.height, FLAGS.width), num_samples=FLAGS.num_samples,
+                       clip_length=FLAGS.clip_length, scene=FLAGS.scene, max_scenes=FLAGS.max_scenes,
+                       max_listed=FLAGS.max_listed)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    inspect(config_from_flags())
+  except labels_lib.DataError as e:
+    print(f"datasets.inspect: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("root")
+  app.run(main)

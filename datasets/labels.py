@@ -1,0 +1,101 @@
+"""The 21 ScanNet benchmark classes and the tables that map stored label ids onto them.
+
+ScanNet stores 2-D labels in one of two id spaces:
+  label/<i>.png       NYU40 ids (8-bit), as ScanNet's 2d_helpers and the scannet_frames_25k subset write them;
+  label-filt/<i>.png  raw ScanNet label ids (16-bit), mapped to NYU40 by `scannetv2-labels.combined.tsv`.
+The benchmark keeps 20 NYU40 classes (class ids 1..20 in the order below); every other NYU40 id, and 0 (unannotated),
+is class 0 "background". `IGNORE_LABEL` marks pixels (or whole frames) without a label, project-wide.
+"""
+
+import csv
+
+import numpy as np
+
+NUM_CLASSES = 21
+
+# Label value of unlabeled pixels and frames; losses and metrics skip it.
+IGNORE_LABEL = 255
+
+CLASS_NAMES = (
+    "background", "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "desk", "curtain", "refrigerator", "shower curtain", "toilet", "sink", "bathtub",
+    "otherfurniture",
+)
+
+# NYU40 id of classes 1..20 (class 0, background, gathers every other id).
+BENCHMARK_NYU40_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+
+# Name of ScanNet's label mapping file, found at the dataset root.
+LABEL_TSV_NAME = "scannetv2-labels.combined.tsv"
+
+
+class DataError(ValueError):
+  """A dataset file or folder is missing or malformed; the message names it.
+
+  Commands catch this one type to report bad data in one line instead of a traceback.
+  """
+
+
+def _nyu40_to_class():
+  table = np.zeros([256], np.int32)
+  for class_id, nyu40_id in enumerate(BENCHMARK_NYU40_IDS, start=1):
+    table[nyu40_id] = class_id
+  table.setflags(write=False)
+  return table
+
+
+# [256] int32: NYU40 id (any 8-bit value) -> benchmark class in 0..20.
+NYU40_TO_CLASS = _nyu40_to_class()
+
+assert len(CLASS_NAMES) == NUM_CLASSES == len(BENCHMARK_NYU40_IDS) + 1
+
+
+def read_label_tsv(path):
+  """The raw ScanNet label id -> NYU40 id table from `scannetv2-labels.combined.tsv`.
+
+  Args:
+    path: the tab-separated file with a header row holding (at least) the columns `id` and `nyu40id`.
+
+  Returns:
+    [max_id + 1] int32 array; raw ids that the file does not list map to NYU40 id 0 (unannotated).
+
+  Raises:
+    DataError: naming the file, when it is missing, lacks a column, or holds a value that is not a valid id.
+  """
+  path = str(path)
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      rows = list(csv.reader(f, delimiter="\t"))
+  except OSError as e:
+    raise DataError(f"Cannot read the label mapping file {path}: {e.strerror or e}.") from e
+  if not rows:
+    raise DataError(f"The label mapping file {path} is empty; expected a header with columns 'id' and 'nyu40id'.")
+  header = [name.strip() for name in rows[0]]
+  missing = [name for name in ("id", "nyu40id") if name not in header]
+  if missing:
+    raise DataError(f"The label mapping file {path} has no column {', '.join(repr(m) for m in missing)}; "
+                    f"expected tab-separated columns 'id' and 'nyu40id'. Received header: {header}.")
+  id_column, nyu40_column = header.index("id"), header.index("nyu40id")
+  mapping = {}
+  for line_number, row in enumerate(rows[1:], start=2):
+    if not any(cell.strip() for cell in row):
+      continue
+    try:
+      raw_id, nyu40_id = int(row[id_column]), int(row[nyu40_column])
+    except (IndexError, ValueError):
+      raise DataError(f"{path}, line {line_number}: expected integer 'id' and 'nyu40id' values. "
+                      f"Received: {row[:max(id_column, nyu40_column) + 1]}.") from None
+    if raw_id < 0 or not 0 <= nyu40_id <= 40:
+      raise DataError(f"{path}, line {line_number}: expected id >= 0 and nyu40id in 0..40. "
+                      f"Received: id {raw_id}, nyu40id {nyu40_id}.")
+    mapping[raw_id] = nyu40_id
+  if not mapping:
+    raise DataError(f"The label mapping file {path} lists no label ids.")
+  table = np.zeros([max(mapping) + 1], np.int32)
+  table[list(mapping)] = list(mapping.values())
+  return table
+
+
+def raw_to_class_table(raw_to_nyu40):
+  """[max_id + 1] int32 raw ScanNet id -> benchmark class, composing a `read_label_tsv` table with NYU40_TO_CLASS."""
+  return NYU40_TO_CLASS[np.asarray(raw_to_nyu40, np.int64)].astype(np.int32)

@@ -1,0 +1,489 @@
+"""Scene reader for ScanNet frame exports and the synthetic scenes that are written in the same layout.
+
+A scene folder, as ScanNet's SensReader exports it (see shared/reference/datasets.md):
+
+  <scene>/color/<i>.jpg (or .png)         RGB, ScanNet 1296x968
+  <scene>/depth/<i>.png                    uint16 millimetres, ScanNet 640x480, 0 = missing
+  <scene>/pose/<i>.txt                     4x4 camera-to-world, row-major text; frames with -inf/NaN are skipped
+  <scene>/intrinsic/intrinsic_color.txt    4x4 text, K in the top-left 3x3
+  <scene>/intrinsic/intrinsic_depth.txt    (optional here: the color K resized to the depth size stands in)
+  <scene>/label/<i>.png                    optional, NYU40 ids (8-bit), or
+  <scene>/label-filt/<i>.png               optional, raw ScanNet ids (16-bit) mapped by scannetv2-labels.combined.tsv
+
+Reading is in two steps. `read_scene` builds an immutable `SceneIndex` from file names, pose and intrinsics text and
+the headers of the first images: cheap, NumPy, no image decoding. `load_frame` decodes one frame with TensorFlow ops
+only, so the same code runs eagerly (tests, the inspect command) and inside `tf.data.Dataset.map` (the pipeline); its
+inputs are exactly the columns of `SceneIndex.frame_table()`.
+
+Color and depth cameras: ScanNet's depth (640x480) and color (1296x968) images come from different sensors. Like
+ScanNet's own 2-D exports, this reader treats them as registered: both are resized to one working resolution and share
+the color intrinsics scaled to that resolution.
+"""
+
+import dataclasses
+import os
+import re
+
+from absl import logging
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from datasets import labels as labels_lib
+from datasets.labels import DataError
+from depth_motion import geometry
+
+SPLITS = ("train", "val")
+SPLIT_FILES = {"train": "scannetv2_train.txt", "val": "scannetv2_val.txt"}
+
+# Label folders, in order of preference when a scene has both.
+LABEL_NYU40 = "label"
+LABEL_RAW = "label-filt"
+
+# Depth PNG value per metre.
+DEPTH_SCALE = 1000.0
+
+_COLOR_NAME = re.compile(r"^(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+_PNG_NAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
+_POSE_NAME = re.compile(r"^(\d+)\.txt$", re.IGNORECASE)
+_SCENE_SUBFOLDERS = ("color", "depth", "pose", "intrinsic")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _frozen(array):
+  array.setflags(write=False)
+  return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SceneIndex:
+  """Everything about one scene except the pixels; frame k of every per-frame field is the same frame.
+
+  Attributes:
+    name: scene name, the folder's name (e.g. "scene0000_00").
+    directory: the scene folder.
+    frame_ids: [N] sorted frame ids (file stems) of the usable frames.
+    color_paths, depth_paths: [N] file paths.
+    label_paths: [N] file paths, or None when the scene has no labels.
+    poses: [N, 4, 4] float32 camera-to-world.
+    intrinsics: [3, 3] float32 color intrinsics at `color_size`.
+    depth_intrinsics: [3, 3] float32 depth intrinsics at `depth_size`.
+    color_size: (height, width) of the first color image.
+    depth_size: (height, width) of the first depth image.
+    label_source: LABEL_NYU40, LABEL_RAW or None: the label folder read.
+    label_table: [M] int32 stored label value -> class in 0..20 (None without labels); feed it to `load_frame`.
+    skipped_frame_ids: ids left out because their pose is not finite.
+  """
+  name: str
+  directory: str
+  frame_ids: tuple
+  color_paths: tuple
+  depth_paths: tuple
+  label_paths: tuple | None
+  poses: np.ndarray
+  intrinsics: np.ndarray
+  depth_intrinsics: np.ndarray
+  color_size: tuple
+  depth_size: tuple
+  label_source: str | None
+  label_table: np.ndarray | None
+  skipped_frame_ids: tuple = ()
+
+  @property
+  def num_frames(self):
+    return len(self.frame_ids)
+
+  def __len__(self):
+    return len(self.frame_ids)
+
+  @property
+  def has_labels(self):
+    return self.label_paths is not None
+
+  def frame_table(self):
+    """Parallel per-frame columns for `tf.data.Dataset.from_tensor_slices`, in frame order.
+
+    Returns:
+      A dict of NumPy arrays with leading dimension N: `frame_id` [N] int64; `color_path`, `depth_path`,
+      `label_path` [N] str (label_path "" when the scene has no labels); `pose` [N, 4, 4] float32;
+      `intrinsics` [N, 3, 3] float32 (the color K at full resolution, repeated).
+    """
+    n = self.num_frames
+    return {
+        "frame_id": np.asarray(self.frame_ids, np.int64),
+        "color_path": np.asarray(self.color_paths, dtype=object).astype(str),
+        "depth_path": np.asarray(self.depth_paths, dtype=object).astype(str),
+        "label_path": np.asarray(self.label_paths if self.label_paths else [""] * n, dtype=object).astype(str),
+        "pose": np.array(self.poses, np.float32),
+        "intrinsics": np.repeat(self.intrinsics[np.newaxis], n, axis=0),
+    }
+
+  def load(self, index, size):
+    """Eagerly loads frame `index` (0..N-1, not a frame id) at `size`; bad files raise a `DataError` naming them.
+
+    Returns:
+      `load_frame`'s dict plus `pose` [4, 4] float32 and `frame_id` (int).
+    """
+    label_path = self.label_paths[index] if self.label_paths else None
+    try:
+      frame = load_frame(self.color_paths[index], self.depth_paths[index], label_path, intrinsics=self.intrinsics,
+                         size=size, label_table=self.label_table)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as e:
+      paths = [self.color_paths[index], self.depth_paths[index]] + ([label_path] if label_path else [])
+      bad = next((p for p in paths if not _image_is_readable(p)), None)
+      where = bad if bad else f"one of {', '.join(paths)}"
+      raise DataError(f"Scene {self.name}, frame {self.frame_ids[index]}: cannot decode {where}: "
+                      f"{e.message.splitlines()[0] if e.message else e}") from None
+    frame["pose"] = tf.constant(self.poses[index])
+    frame["frame_id"] = self.frame_ids[index]
+    return frame
+
+
+def _image_is_readable(path):
+  try:
+    with Image.open(path) as image:
+      image.load()
+    return True
+  except (OSError, ValueError, SyntaxError):
+    return False
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Frame loading (TensorFlow ops only).
+
+
+def _decode_png_values(encoded):
+  """[H, W] int32 sample values of a single-channel PNG, 8- or 16-bit, as stored.
+
+  `tf.io.decode_png(dtype=uint16)` rescales 8-bit images (v -> 257 v), so the bit depth is read from the IHDR chunk
+  (byte 24 of every PNG) and the matching decoder runs.
+  """
+  # Padded, so that a truncated file reaches decode_png and fails there with a decoding error.
+  header = tf.strings.join([tf.strings.substr(encoded, 0, 25), "\0" * 25])
+  bit_depth = tf.io.decode_raw(header, tf.uint8)[24]
+
+  def decode(dtype):
+    return lambda: tf.cast(tf.io.decode_png(encoded, channels=1, dtype=dtype)[..., 0], tf.int32)
+
+  return tf.cond(bit_depth == 16, decode(tf.uint16), decode(tf.uint8))
+
+
+def _map_labels(values, label_table):
+  """Stored label values -> classes through `label_table`; values beyond the table are class 0 (background)."""
+  table = tf.constant(label_table, tf.int32) if not tf.is_tensor(label_table) else tf.cast(label_table, tf.int32)
+  size = tf.shape(table)[0]
+  mapped = tf.gather(table, tf.clip_by_value(values, 0, size - 1))
+  return tf.where((values >= 0) & (values < size), mapped, 0)
+
+
+def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, label_table=None):
+  """Decodes one frame and brings image, depth, labels and K to the working resolution.
+
+  Color and depth are treated as registered (see the module docstring): each is resized to `size` on its own, and
+  the color intrinsics, scaled with `geometry.resize_intrinsics`, describe both.
+
+  Args:
+    color_path: scalar string (tensor): a JPEG or PNG color image.
+    depth_path: scalar string: a 16-bit PNG of millimetres, 0 = missing.
+    label_path: scalar string or None; None or "" means no label (label filled with IGNORE_LABEL).
+    intrinsics: [3, 3] color intrinsics at the color image's own resolution.
+    size: static (height, width) working resolution.
+    label_table: [M] int stored label value -> class in 0..20 (`SceneIndex.label_table`); None means the labels are
+      NYU40 ids (`labels.NYU40_TO_CLASS`).
+
+  Returns:
+    A dict: `image` [H, W, 3] float32 in [0, 1] (bilinear, antialiased); `depth` [H, W] float32 metres, 0 = missing
+    (nearest); `label` [H, W] int32 in 0..20 or IGNORE_LABEL (nearest); `has_label` scalar bool; `intrinsics`
+    [3, 3] float32 at the working resolution.
+  """
+  height, width = int(size[0]), int(size[1])
+  size = (height, width)
+
+  color = tf.io.decode_image(tf.io.read_file(color_path), channels=3, expand_animations=False)
+  color.set_shape([None, None, 3])
+  color_size = tf.shape(color)[:2]
+  image = tf.image.resize(tf.image.convert_image_dtype(color, tf.float32), size, method="bilinear", antialias=True)
+  image = tf.clip_by_value(image, 0.0, 1.0)
+
+  depth_mm = _decode_png_values(tf.io.read_file(depth_path))
+  depth = tf.image.resize(depth_mm[..., tf.newaxis], size, method="nearest")[..., 0]
+  depth = tf.cast(depth, tf.float32) / DEPTH_SCALE
+
+  if label_table is None:
+    label_table = labels_lib.NYU40_TO_CLASS
+
+  def read_label():
+    values = _decode_png_values(tf.io.read_file(label_path))
+    values = tf.image.resize(values[..., tf.newaxis], size, method="nearest")[..., 0]
+    return _map_labels(values, label_table)
+
+  def no_label():
+    return tf.fill(size, tf.constant(labels_lib.IGNORE_LABEL, tf.int32))
+
+  if label_path is None:
+    label, has_label = no_label(), tf.constant(False)
+  else:
+    has_label = tf.strings.length(label_path) > 0
+    label = tf.cond(has_label, read_label, no_label)
+  label = tf.ensure_shape(label, size)
+
+  k = geometry.resize_intrinsics(tf.convert_to_tensor(intrinsics, tf.float32), color_size, size)
+  return {"image": image, "depth": depth, "label": label, "has_label": has_label, "intrinsics": k}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Scene and split listing.
+
+
+def list_scenes(root, split=None):
+  """Scene folders of a dataset root.
+
+  Args:
+    root: the dataset root. Scene folders sit directly under it or under `root/scans` (ScanNet's download layout);
+      a root that is itself a scene folder (has `color/`) is a one-scene dataset.
+    split: "train" or "val" for the scenes named in `scannetv2_<split>.txt` at the root; None for every scene folder
+      (a subfolder holding any of color/, depth/, pose/, intrinsic/).
+
+  Returns:
+    A list of scene folder paths, in split-file order (split) or sorted by name (no split).
+
+  Raises:
+    ValueError: for an unknown split.
+    DataError: naming the root, split file or scene folder that is missing.
+  """
+  root = os.fspath(root)
+  if split is not None and split not in SPLITS:
+    raise ValueError(f"Unknown split {split!r}; expected one of {SPLITS} or None (every scene).")
+  if not os.path.isdir(root):
+    raise DataError(f"Dataset root {root} is not a directory.")
+  scans = os.path.join(root, "scans")
+  scene_parent = scans if os.path.isdir(scans) else root
+  if split is None:
+    if os.path.isdir(os.path.join(root, "color")):
+      return [root]
+    scenes = sorted(entry.path for entry in os.scandir(scene_parent)
+                    if entry.is_dir() and not entry.name.startswith(".") and
+                    any(os.path.isdir(os.path.join(entry.path, sub)) for sub in _SCENE_SUBFOLDERS))
+    if not scenes:
+      raise DataError(f"No scene folders (with color/, depth/, pose/ or intrinsic/) under {scene_parent}.")
+    return scenes
+  split_file = os.path.join(root, SPLIT_FILES[split])
+  try:
+    with open(split_file, encoding="utf-8") as f:
+      names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+  except OSError as e:
+    raise DataError(f"Cannot read the {split} split file {split_file}: {e.strerror or e}.") from e
+  if not names:
+    raise DataError(f"The split file {split_file} lists no scenes.")
+  scenes = []
+  for name in names:
+    directory = os.path.join(scene_parent, name)
+    if not os.path.isdir(directory):
+      raise DataError(f"Scene {name!r} listed in {split_file} has no folder {directory}.")
+    scenes.append(directory)
+  return scenes
+
+
+def read_scenes(root, split=None):
+  """`read_scene` of every folder `list_scenes(root, split)` names: the scenes a pipeline trains or evaluates on."""
+  return [read_scene(directory) for directory in list_scenes(root, split)]
+
+
+def find_label_tsv(scene_directory):
+  """Path of `scannetv2-labels.combined.tsv` at the dataset root of a scene folder (or above `scans/`), or None."""
+  parent = os.path.dirname(os.path.abspath(scene_directory))
+  for folder in (parent, os.path.dirname(parent)):
+    path = os.path.join(folder, labels_lib.LABEL_TSV_NAME)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Scene index.
+
+
+def read_scene(directory, label_table=None, label_tsv=None):
+  """Indexes one scene folder (file names, poses, intrinsics, image headers; no pixels are decoded).
+
+  Args:
+    directory: the scene folder.
+    label_table: optional raw ScanNet id -> NYU40 table from `labels.read_label_tsv`, for `label-filt/` labels
+      (pass it when reading many scenes, so the tsv is read once).
+    label_tsv: optional path of `scannetv2-labels.combined.tsv`; by default it is looked for at the dataset root
+      (`find_label_tsv`). Only needed for `label-filt/` labels.
+
+  Returns:
+    A `SceneIndex`. Frames whose pose holds -inf or NaN are left out, with a warning naming them.
+
+  Raises:
+    DataError: naming the folder or file that is missing or malformed.
+  """
+  directory = os.fspath(directory)
+  name = os.path.basename(os.path.normpath(directory))
+  if not os.path.isdir(directory):
+    raise DataError(f"Scene folder {directory} does not exist.")
+
+  color_files = _list_frames(os.path.join(directory, "color"), _COLOR_NAME, "color images (<i>.jpg or <i>.png)")
+  if not color_files:
+    raise DataError(f"Scene {name}: no color images (<i>.jpg or <i>.png) in {os.path.join(directory, 'color')}.")
+  depth_files = _list_frames(os.path.join(directory, "depth"), _PNG_NAME, "depth images (<i>.png)")
+  pose_files = _list_frames(os.path.join(directory, "pose"), _POSE_NAME, "poses (<i>.txt)")
+  _check_same_frames(name, "color", color_files, "depth", depth_files)
+  _check_same_frames(name, "color", color_files, "pose", pose_files)
+
+  label_source, label_files = None, None
+  for folder in (LABEL_NYU40, LABEL_RAW):
+    if os.path.isdir(os.path.join(directory, folder)):
+      label_source = folder
+      label_files = _list_frames(os.path.join(directory, folder), _PNG_NAME, "label images (<i>.png)")
+      # A label folder may hold more frames than a subsampled color export, never fewer.
+      _check_same_frames(name, "color", color_files, folder, label_files, allow_extra=True)
+      break
+
+  frame_ids = sorted(color_files)
+  poses, finite = [], []
+  for i in frame_ids:
+    pose = _read_matrix(pose_files[i], "pose", allow_nonfinite=True)
+    poses.append(pose)
+    finite.append(np.all(np.isfinite(pose)))
+  skipped = tuple(i for i, ok in zip(frame_ids, finite) if not ok)
+  if skipped:
+    logging.warning("Scene %s: skipping %d of %d frames whose pose is not finite (-inf/NaN): frame ids %s.",
+                    name, len(skipped), len(frame_ids), format_ids(skipped))
+  kept = [k for k, ok in enumerate(finite) if ok]
+  if not kept:
+    raise DataError(f"Scene {name}: every pose in {os.path.join(directory, 'pose')} is non-finite; no usable frame.")
+  frame_ids = [frame_ids[k] for k in kept]
+  poses = np.stack([poses[k] for k in kept]).astype(np.float32)
+
+  intrinsic_dir = os.path.join(directory, "intrinsic")
+  if not os.path.isdir(intrinsic_dir):
+    raise DataError(f"Scene {name}: missing intrinsics folder {intrinsic_dir}.")
+  intrinsics = _read_intrinsics(os.path.join(intrinsic_dir, "intrinsic_color.txt"))
+  color_size = _image_size(color_files[frame_ids[0]], "color")
+  depth_size = _image_size(depth_files[frame_ids[0]], "depth", sixteen_bit=True)
+  depth_k_path = os.path.join(intrinsic_dir, "intrinsic_depth.txt")
+  if os.path.exists(depth_k_path):
+    depth_intrinsics = _read_intrinsics(depth_k_path)
+  else:
+    depth_intrinsics = geometry.resize_intrinsics(intrinsics, color_size, depth_size).numpy()
+
+  table = None
+  if label_source == LABEL_NYU40:
+    table = labels_lib.NYU40_TO_CLASS
+  elif label_source == LABEL_RAW:
+    if label_table is None:
+      label_tsv = label_tsv or find_label_tsv(directory)
+      if label_tsv is None:
+        root = os.path.dirname(os.path.abspath(directory))
+        raise DataError(f"Scene {name} has {LABEL_RAW}/ labels (raw ScanNet ids) but no label mapping file: expected "
+                        f"{os.path.join(root, labels_lib.LABEL_TSV_NAME)} (or pass label_tsv).")
+      label_table = labels_lib.read_label_tsv(label_tsv)
+    table = _frozen(labels_lib.raw_to_class_table(label_table))
+
+  return SceneIndex(
+      name=name,
+      directory=directory,
+      frame_ids=tuple(frame_ids),
+      color_paths=tuple(color_files[i] for i in frame_ids),
+      depth_paths=tuple(depth_files[i] for i in frame_ids),
+      label_paths=tuple(label_files[i] for i in frame_ids) if label_files is not None else None,
+      poses=_frozen(poses),
+      intrinsics=_frozen(intrinsics),
+      depth_intrinsics=_frozen(np.asarray(depth_intrinsics, np.float32)),
+      color_size=color_size,
+      depth_size=depth_size,
+      label_source=label_source,
+      label_table=table,
+      skipped_frame_ids=skipped,
+  )
+
+
+def _list_frames(folder, pattern, what):
+  """{frame id: path} of the files in `folder` whose names match `pattern`; other files are ignored."""
+  if not os.path.isdir(folder):
+    raise DataError(f"Missing folder {folder} (expected {what}).")
+  frames = {}
+  for entry in os.scandir(folder):
+    match = pattern.match(entry.name)
+    if not match:
+      continue
+    frame_id = int(match.group(1))
+    if frame_id in frames:
+      raise DataError(f"Two files for frame {frame_id} in {folder}: {os.path.basename(frames[frame_id])} and "
+                      f"{entry.name}.")
+    frames[frame_id] = entry.path
+  return frames
+
+
+def _check_same_frames(scene, reference_name, reference, other_name, other, allow_extra=False):
+  missing = sorted(set(reference) - set(other))
+  extra = [] if allow_extra else sorted(set(other) - set(reference))
+  if not missing and not extra:
+    return
+  problems = []
+  if missing:
+    problems.append(f"{other_name}/ lacks frame ids {format_ids(missing)}")
+  if extra:
+    problems.append(f"{other_name}/ has frame ids without a {reference_name} image: {format_ids(extra)}")
+  raise DataError(f"Scene {scene}: {len(reference)} {reference_name} frames but {len(other)} {other_name} frames; "
+                  f"{'; '.join(problems)}.")
+
+
+def format_ids(ids, max_ranges=12):
+  """'0-4, 7, 9-10' for sorted ids; long lists are cut after `max_ranges` ranges."""
+  ranges = []
+  for i in ids:
+    if ranges and i == ranges[-1][1] + 1:
+      ranges[-1][1] = i
+    else:
+      ranges.append([i, i])
+  text = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:max_ranges]]
+  if len(ranges) > max_ranges:
+    text.append(f"... ({len(ranges) - max_ranges} more ranges)")
+  return ", ".join(text)
+
+
+def _read_matrix(path, what, allow_nonfinite=False):
+  """[4, 4] float64 from a text file of 16 numbers (rows on lines)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except OSError as e:
+    raise DataError(f"Cannot read {what} file {path}: {e.strerror or e}.") from e
+  try:
+    values = np.array([float(v) for v in text.split()], np.float64)
+  except ValueError:
+    raise DataError(f"Malformed {what} file {path}: expected 16 numbers (a 4x4 matrix). "
+                    f"Received: {text.strip()[:80]!r}.") from None
+  if values.size != 16:
+    raise DataError(f"Malformed {what} file {path}: expected 16 numbers (a 4x4 matrix). Received {values.size}.")
+  if not allow_nonfinite and not np.all(np.isfinite(values)):
+    raise DataError(f"Malformed {what} file {path}: holds non-finite values.")
+  return values.reshape(4, 4)
+
+
+def _read_intrinsics(path):
+  """[3, 3] float32 K from a 4x4 intrinsics text file."""
+  if not os.path.isfile(path):
+    raise DataError(f"Missing intrinsics file {path}.")
+  k = _read_matrix(path, "intrinsics")[:3, :3]
+  if not (k[0, 0] > 0 and k[1, 1] > 0 and np.allclose(k[2], [0, 0, 1]) and k[0, 1] == 0 and k[1, 0] == 0):
+    raise DataError(f"Malformed intrinsics file {path}: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 "
+                    f"in the top-left 3x3. Received: {k.tolist()}.")
+  return k.astype(np.float32)
+
+
+def _image_size(path, what, sixteen_bit=False):
+  """(height, width) from an image header; checks that depth is 16-bit."""
+  try:
+    with Image.open(path) as image:
+      width, height = image.size
+      mode = image.mode
+  except (OSError, ValueError, SyntaxError) as e:
+    raise DataError(f"Cannot read {what} image {path}: {e}.") from None
+  if sixteen_bit and mode not in _SIXTEEN_BIT_MODES:
+    raise DataError(f"{what.capitalize()} image {path} is not a 16-bit single-channel PNG (millimetres). "
+                    f"Received image mode {mode!r}.")
+  return (height, width)

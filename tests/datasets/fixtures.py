@@ -1,0 +1,177 @@
+"""Tiny scenes written in exactly ScanNet's exported layout, with known content, for reader and inspect tests.
+
+Content of frame k of a scene (color image of height H, width W):
+  color  R = 8 x, G = 10 y (exact ramps: a resized image tells which original pixel it shows), B = region shade + 20 k.
+  depth  a slanted plane, 1500 mm + 40 mm per row (+ 10 mm per frame), with a missing (0) block at the top left.
+  labels top rows wall, bottom rows floor, a chair box, a desk strip and an otherprop strip (NYU40 40 -> background);
+         stored as NYU40 ids in label/ or as raw ScanNet ids in label-filt/ (through the tsv written next to it).
+  pose   camera-to-world: the camera moves 5 cm along x per frame and turns 1 degree about y.
+"""
+
+import collections
+import os
+
+import numpy as np
+from PIL import Image
+
+from depth_motion import geometry
+
+DEFAULT_INTRINSICS = np.array([[30.0, 0.0, 15.2], [0.0, 28.0, 11.7], [0.0, 0.0, 1.0]], np.float32)
+
+# Raw ScanNet id -> NYU40 id, as the fixture tsv lists them (raw ids go past 255, as in ScanNet).
+RAW_TO_NYU40 = {1: 1, 2: 5, 3: 2, 7: 14, 300: 12, 1163: 40}
+# The regions the fixture paints: (NYU40 id, raw id, benchmark class).
+WALL, FLOOR, CHAIR, DESK, OTHERPROP = (1, 1, 1), (2, 3, 2), (5, 2, 5), (14, 7, 13), (40, 1163, 0)
+# A raw id that the tsv does not list: background.
+UNLISTED_RAW_ID = 5000
+
+FixtureScene = collections.namedtuple(
+    "FixtureScene", ["directory", "frame_ids", "colors", "depths_mm", "stored_labels", "classes", "poses",
+                     "intrinsics", "depth_intrinsics"])
+FixtureScene.__doc__ = """What `write_scene` wrote, for the usable frames (non-finite poses left out).
+
+colors [N, H, W, 3] uint8; depths_mm [N, h, w] uint16; stored_labels [N, H, W] (file values) or None; classes [N, H, W]
+expected benchmark classes or None; poses [N, 4, 4]; intrinsics [3, 3] at (H, W); depth_intrinsics [3, 3] at (h, w).
+"""
+
+
+def _write_matrix(path, matrix4):
+  with open(path, "w", encoding="utf-8") as f:
+    for row in matrix4:
+      f.write(" ".join(f"{v:.9g}" for v in row) + "\n")
+
+
+def _as_4x4(k):
+  m = np.eye(4)
+  m[:3, :3] = k
+  return m
+
+
+def label_regions(height, width):
+  """[H, W] index into (WALL, FLOOR, CHAIR, DESK, OTHERPROP) of each pixel."""
+  region = np.zeros([height, width], np.int64)
+  region[height // 2:] = 1
+  region[height // 4: 3 * height // 4, width // 4: width // 2] = 2
+  region[height // 2:, 3 * width // 4:] = 3
+  region[:, :2] = 4
+  return region
+
+
+def camera_pose(k):
+  """4x4 camera-to-world pose of frame k."""
+  angle = np.deg2rad(1.0) * k
+  c, s = np.cos(angle), np.sin(angle)
+  pose = np.eye(4)
+  pose[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+  pose[:3, 3] = [0.05 * k, 0.0, 0.0]
+  return pose
+
+
+def write_scene(root, name, num_frames=4, size=(24, 32), depth_size=None, color_format="png", labels="nyu40",
+                nonfinite_pose_ids=(), first_id=0, intrinsics=DEFAULT_INTRINSICS, write_depth_intrinsics=True):
+  """Writes one scene folder `root/name` and returns a `FixtureScene`.
+
+  Args:
+    root: dataset root (created if needed).
+    name: scene name.
+    num_frames: frames written, ids first_id .. first_id + num_frames - 1.
+    size: (H, W) of the color images; `depth_size` (default `size`) of the depth images.
+    color_format: "png" (lossless) or "jpg".
+    labels: "nyu40" (label/, 8-bit NYU40 ids), "raw" (label-filt/, 16-bit raw ids; also writes the tsv at root)
+      or None.
+    nonfinite_pose_ids: frame ids whose pose file holds -inf / NaN.
+    intrinsics: [3, 3] color K at `size`.
+    write_depth_intrinsics: also write intrinsic_depth.txt (K scaled to the depth size, as ScanNet's differ).
+  """
+  height, width = size
+  depth_height, depth_width = depth_size or size
+  directory = os.path.join(root, name)
+  for sub in ("color", "depth", "pose", "intrinsic"):
+    os.makedirs(os.path.join(directory, sub), exist_ok=True)
+  intrinsics = np.asarray(intrinsics, np.float32)
+  _write_matrix(os.path.join(directory, "intrinsic", "intrinsic_color.txt"), _as_4x4(intrinsics))
+  depth_k = geometry.resize_intrinsics(intrinsics, size, (depth_height, depth_width)).numpy()
+  if write_depth_intrinsics:
+    _write_matrix(os.path.join(directory, "intrinsic", "intrinsic_depth.txt"), _as_4x4(depth_k))
+  # ScanNet also exports extrinsics; the reader ignores them.
+  _write_matrix(os.path.join(directory, "intrinsic", "extrinsic_color.txt"), np.eye(4))
+
+  regions = label_regions(height, width)
+  label_folder = {"nyu40": "label", "raw": "label-filt", None: None}[labels]
+  if label_folder:
+    os.makedirs(os.path.join(directory, label_folder), exist_ok=True)
+  if labels == "raw":
+    write_label_tsv(root)
+
+  ys, xs = np.mgrid[0:height, 0:width]
+  kept = collections.defaultdict(list)
+  for k in range(num_frames):
+    frame_id = first_id + k
+    color = np.stack([8 * xs, 10 * ys, 40 + 30 * regions + 20 * k], axis=-1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(color).save(os.path.join(directory, "color", f"{frame_id}.{color_format}"),
+                                **({"quality": 95} if color_format == "jpg" else {}))
+    dys = np.arange(depth_height)[:, np.newaxis] * np.ones([1, depth_width])
+    depth = (1500 + 40 * dys * height / depth_height + 10 * k).astype(np.uint16)
+    depth[:depth_height // 4, :depth_width // 4] = 0
+    Image.fromarray(depth).save(os.path.join(directory, "depth", f"{frame_id}.png"))
+    pose = camera_pose(k)
+    if frame_id in nonfinite_pose_ids:
+      pose = np.full([4, 4], -np.inf) if frame_id % 2 == 0 else np.full([4, 4], np.nan)
+    _write_matrix(os.path.join(directory, "pose", f"{frame_id}.txt"), pose)
+
+    stored = classes = None
+    if labels == "nyu40":
+      stored = np.array([r[0] for r in (WALL, FLOOR, CHAIR, DESK, OTHERPROP)], np.uint8)[regions]
+      Image.fromarray(stored).save(os.path.join(directory, "label", f"{frame_id}.png"))
+    elif labels == "raw":
+      stored = np.array([r[1] for r in (WALL, FLOOR, CHAIR, DESK, OTHERPROP)], np.uint16)[regions]
+      stored[0, -1] = UNLISTED_RAW_ID
+      Image.fromarray(stored).save(os.path.join(directory, "label-filt", f"{frame_id}.png"))
+    if labels:
+      classes = np.array([r[2] for r in (WALL, FLOOR, CHAIR, DESK, OTHERPROP)], np.int32)[regions]
+      if labels == "raw":
+        classes[0, -1] = 0  # UNLISTED_RAW_ID
+
+    if frame_id in nonfinite_pose_ids:
+      continue
+    kept["frame_ids"].append(frame_id)
+    kept["colors"].append(color)
+    kept["depths_mm"].append(depth)
+    kept["stored_labels"].append(stored)
+    kept["classes"].append(classes)
+    kept["poses"].append(pose)
+  return FixtureScene(
+      directory=directory, frame_ids=kept["frame_ids"], colors=np.stack(kept["colors"]),
+      depths_mm=np.stack(kept["depths_mm"]),
+      stored_labels=np.stack(kept["stored_labels"]) if labels else None,
+      classes=np.stack(kept["classes"]) if labels else None,
+      poses=np.stack(kept["poses"]).astype(np.float32), intrinsics=intrinsics, depth_intrinsics=depth_k)
+
+
+def write_label_tsv(root, raw_to_nyu40=None):
+  """Writes `scannetv2-labels.combined.tsv` at `root`, with ScanNet's leading columns ('id' is not the only one)."""
+  raw_to_nyu40 = RAW_TO_NYU40 if raw_to_nyu40 is None else raw_to_nyu40
+  path = os.path.join(root, "scannetv2-labels.combined.tsv")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("id\traw_category\tcategory\tcount\tnyu40id\teigen13id\tnyuClass\tnyu40class\n")
+    for raw_id, nyu40_id in raw_to_nyu40.items():
+      f.write(f"{raw_id}\tthing{raw_id}\tthing\t10\t{nyu40_id}\t1\tthing\tnyu{nyu40_id}\n")
+  return path
+
+
+def write_splits(root, train=(), val=()):
+  for split, names in (("train", train), ("val", val)):
+    with open(os.path.join(root, f"scannetv2_{split}.txt"), "w", encoding="utf-8") as f:
+      f.write("".join(f"{n}\n" for n in names))
+
+
+def write_dataset(root):
+  """A two-scene root with split files: scene0000_00 (train; 5 png frames, NYU40 labels, frame 2's pose -inf) and
+  scene0001_00 (val; 3 jpg frames from id 10, raw labels, depth at half resolution). Returns {name: FixtureScene}."""
+  scenes = {
+      "scene0000_00": write_scene(root, "scene0000_00", num_frames=5, labels="nyu40", nonfinite_pose_ids=(2,)),
+      "scene0001_00": write_scene(root, "scene0001_00", num_frames=3, color_format="jpg", labels="raw",
+                                  depth_size=(12, 16), first_id=10),
+  }
+  write_splits(root, train=["scene0000_00"], val=["scene0001_00"])
+  return scenes
