@@ -137,16 +137,9 @@ def main(argv):
                    "n/a" if t_theirs is None else f"{t_theirs / t_ours:.2f}"])
     print(" | ".join(rows_h[-1]), flush=True)
 
-  report = "\n\n".join([
-      "# Resampler benchmark", timing.machine_description(),
+  timing.write_report(_REPORT.value, "Resampler benchmark", [
       f"Median of {repeats} calls; ratio > 1 means ours is faster. Command: `python -m benchmarks.resampler`.",
-      timing.markdown_table(header, rows), timing.markdown_table(header_h, rows_h)]) + "\n"
-  print()
-  print(report)
-  if _REPORT.value:
-    os.makedirs(os.path.dirname(_REPORT.value) or ".", exist_ok=True)
-    with open(_REPORT.value, "w", encoding="utf-8") as f:
-      f.write(report)
+      timing.markdown_table(header, rows), timing.markdown_table(header_h, rows_h)])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Shared timing helpers for the benchmark scripts: median wall time of a callable, and a table printer."""
+"""Shared helpers of the benchmark scripts: median wall time of a callable, markdown tables and reports."""
 
+import os
 import platform
 import time
 
@@ -7,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def median_seconds(fn, repeats, warmup=2):
+def median_seconds(fn, repeats, warmup=1):
   """Median wall time of `fn()` over `repeats` calls, after `warmup` calls (tracing, XLA compilation).
 
   `fn` must return tensors; they are copied to NumPy so asynchronous work is included.
@@ -33,3 +34,14 @@ def markdown_table(header, rows):
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
   return "\n".join(lines)
+
+
+def write_report(path, title, sections):
+  """Prints a markdown report (title, machine, then `sections`) and writes it to `path` unless `path` is empty."""
+  report = "\n\n".join([f"# {title}", machine_description()] + list(sections)) + "\n"
+  print()
+  print(report)
+  if path:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(report)

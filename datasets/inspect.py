@@ -47,20 +47,11 @@ class DatasetReader:
   ignore_label: int = labels_lib.IGNORE_LABEL
 
 
-def _scannet_layout_scenes(root, split):
-  """Scenes of a ScanNet-layout root; the label tsv at the root (if any) is read once for all of them."""
-  directories = scannet.list_scenes(root, split)
-  tsv = os.path.join(root, labels_lib.LABEL_TSV_NAME)
-  raw_to_nyu40 = labels_lib.read_label_tsv(tsv) if os.path.isfile(tsv) else None
-  for directory in directories:
-    yield scannet.read_scene(directory, label_table=raw_to_nyu40)
-
-
 READERS = {
     "scannet": DatasetReader("ScanNet frames exported by SensReader (color/, depth/, pose/, intrinsic/, labels).",
-                             _scannet_layout_scenes),
+                             scannet.iter_scenes),
     "synthetic": DatasetReader("The built-in synthetic video, written by datasets.synthetic in the ScanNet layout.",
-                               _scannet_layout_scenes),
+                               scannet.iter_scenes),
 }
 
 FLAGS = flags.FLAGS

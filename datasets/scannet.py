@@ -284,9 +284,18 @@ def list_scenes(root, split=None):
   return scenes
 
 
+def iter_scenes(root, split=None):
+  """Yields `read_scene` of every folder `list_scenes(root, split)` names, reading the root's label tsv once."""
+  directories = list_scenes(root, split)
+  tsv = find_label_tsv(directories[0]) if directories else None
+  raw_to_nyu40 = labels_lib.read_label_tsv(tsv) if tsv else None
+  for directory in directories:
+    yield read_scene(directory, label_table=raw_to_nyu40)
+
+
 def read_scenes(root, split=None):
-  """`read_scene` of every folder `list_scenes(root, split)` names: the scenes a pipeline trains or evaluates on."""
-  return [read_scene(directory) for directory in list_scenes(root, split)]
+  """The scenes of a dataset root (or one split of it) that a pipeline trains or evaluates on."""
+  return list(iter_scenes(root, split))
 
 
 def find_label_tsv(scene_directory):
