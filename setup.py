@@ -25,12 +25,14 @@ setuptools.setup(
         # tensorflow-graphics declares tensorflow-addons as a requirement, so pip installs it, but this project never
         # imports tensorflow_addons (it cannot be imported next to Keras 3); tests/test_packaging.py checks that.
         "tensorflow-graphics==2021.12.3",
+        # Summaries (tf.summary needs TensorBoard, which TensorFlow 2.21 no longer pulls in) and profiler traces.
+        "tensorboard>=2.21,<2.22",
+        "tensorboard-plugin-profile>=2.20",
         "absl-py>=2.1",
         "numpy>=1.26,<3",
         "pillow>=10",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
-        "profile": ["tensorboard>=2.20", "tensorboard-plugin-profile>=2.20"],
     },
 )

@@ -8,6 +8,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# Two logical CPU devices for the whole session (possible only before TensorFlow initialises its devices), so that
+# multi-replica training is tested in-process; single-device code runs on the first one as usual.
+TEST_CPU_REPLICAS = 2
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * TEST_CPU_REPLICAS)
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -1,0 +1,57 @@
+"""Evaluate a trained stage: `python -m consistency.evaluate --model_dir=DIR [--stage=NAME]`.
+
+Reads the run's resolved flags (<model_dir>/flags.txt), restores the latest checkpoint of the stage, runs its metrics
+on the evaluation split and writes <model_dir>/<stage>/metrics.json.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from consistency import distribution
+from consistency import flags as flags_lib
+from consistency import stage as stage_lib
+from consistency import stages  # noqa: F401  (registers the stages)
+from consistency import trainer as trainer_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("stage", None, "Stage to evaluate (default: the last stage of the run).")
+
+
+def evaluate(config, stage_name):
+  """Restores the latest checkpoint of `stage_name` under config.model_dir and returns its metrics."""
+  stage = stage_lib.get(stage_name)(config)
+  stage_dir = os.path.join(config.model_dir, stage.name)
+  trainer = trainer_lib.Trainer(stage, config, distribution.create_strategy(config.num_cpu_replicas), stage_dir)
+  latest = trainer.restore_or_warm_start() if os.path.isdir(stage_dir) else None
+  if latest is None:
+    raise FileNotFoundError(f"No checkpoint of stage {stage.name} in {stage_dir}.")
+  return trainer.evaluate()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  model_dir = FLAGS.model_dir
+  if not model_dir:
+    raise app.UsageError("--model_dir is required.")
+  flags_file = os.path.join(model_dir, "flags.txt")
+  if not os.path.isfile(flags_file):
+    raise app.UsageError(f"{flags_file} not found: is {model_dir} the --model_dir of a training run?")
+  # The run's own flags; this command's --model_dir and --stage stay as given (the run may have been moved).
+  stage_name = FLAGS.stage
+  FLAGS(sys.argv[:1] + FLAGS.read_flags_from_files([f"--flagfile={flags_file}"]))
+  FLAGS.model_dir = model_dir
+  config = flags_lib.config_from_flags()
+  stage_name = stage_name or config.stages[-1]
+  try:
+    metrics = evaluate(config, stage_name)
+  except (FileNotFoundError, ValueError) as e:
+    raise app.UsageError(str(e)) from None
+  print(metrics)
+
+
+if __name__ == "__main__":
+  app.run(main)

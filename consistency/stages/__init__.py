@@ -1,0 +1,3 @@
+"""The registered training stages: importing this package registers them all (see `consistency.stage`)."""
+
+from consistency.stages import toy_regression  # noqa: F401
