@@ -59,7 +59,8 @@ class Stage(abc.ABC):
 
   @abc.abstractmethod
   def compute_losses(self, models, batch, step, training=True):
-    """(losses, outputs): dict name -> weighted float32 scalar, each the mean over this replica's batch (the loop
+    """(losses, outputs): dict name -> weighted float32 scalar (cast model outputs to float32 before the loss under
+    mixed precision), each the mean over this replica's batch (the loop
     sums them into `total` and scales for the global batch), and dict of tensors for image summaries."""
 
   def eval_step(self, models, batch):

@@ -41,12 +41,16 @@ class ToyRegression(stage_lib.Stage):
     ds = tf.data.Dataset.range(_EVAL_OFFSET, _EVAL_OFFSET + EVAL_EXAMPLES).map(self._example)
     return ds.batch(self.config.batch_size)
 
+  def _predict(self, models, x, training):
+    # Under a mixed-precision policy the model computes in float16/bfloat16; losses stay float32.
+    return tf.cast(models["regressor"](x, training=training), tf.float32)
+
   def compute_losses(self, models, batch, step, training=True):
-    prediction = models["regressor"](batch["x"], training=training)
+    prediction = self._predict(models, batch["x"], training)
     return {"mse": tf.reduce_mean(tf.square(prediction - batch["y"]))}, {"x": batch["x"]}
 
   def eval_step(self, models, batch):
-    prediction = models["regressor"](batch["x"], training=False)
+    prediction = self._predict(models, batch["x"], False)
     return {"squared_error": tf.reduce_sum(tf.square(prediction - batch["y"])),
             "count": tf.cast(tf.shape(batch["x"])[0], tf.float32)}
 

@@ -162,3 +162,18 @@ def test_config_rejects_bad_values(tmp_path):
     train.run(_config(tmp_path, batch_size=7),
               tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
                                              cross_device_ops=tf.distribute.ReductionToOneDevice()))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_losses(tmp_path, policy):
+  import keras  # pylint: disable=g-import-not-at-top
+  try:
+    trainer = _trainer(_config(tmp_path, mixed_precision=policy, train_steps=20))
+    assert trainer.models["regressor"].layers[-1].compute_dtype == policy.split("_")[1]
+    first = _trainer(_config(tmp_path / "first", mixed_precision=policy, train_steps=1)).train()
+    losses = trainer.train()
+    assert np.isfinite(losses["mse"]) and losses["mse"] < first["mse"]
+    if policy == "mixed_float16":
+      assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
