@@ -54,24 +54,6 @@ READERS = {
                                scannet.iter_scenes),
 }
 
-FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", "scannet", sorted(READERS),
-                  "Dataset format of --root: " + "; ".join(f"{k}: {v.description}" for k, v in READERS.items()))
-flags.DEFINE_string("root", None, "Dataset root: the folder holding the scene folders (and split files, label tsv).")
-flags.DEFINE_enum("split", None, list(scannet.SPLITS),
-                  "Only the scenes of this split (scannetv2_<split>.txt at the root); every scene when not given.")
-flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
-flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
-                     lower_bound=8)
-flags.DEFINE_integer("width", 320, "Working image width.", lower_bound=8)
-flags.DEFINE_integer("num_samples", 16, "Frames, spread evenly over the dataset, whose labels are counted.",
-                     lower_bound=0)
-flags.DEFINE_integer("clip_length", 4, "Consecutive frames shown in the contact sheet.", lower_bound=1)
-flags.DEFINE_string("scene", None, "Scene drawn in the contact sheet; by default the first scene.")
-flags.DEFINE_integer("max_scenes", 0, "Read at most this many scenes (0: all); reading a scene reads all its poses.",
-                     lower_bound=0)
-flags.DEFINE_integer("max_listed", 30, "Scenes listed one per line; the rest are counted.", lower_bound=0)
-
 
 @dataclasses.dataclass(frozen=True)
 class InspectConfig:
@@ -266,6 +248,30 @@ def contact_sheet(frames, column_titles, title=""):
   return np.asarray(sheet)
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command's flags, defined only when it runs as a program: importing this module defines none, so it can sit
+  next to the training flags (which also have --dataset, --height, --width)."""
+  flags.DEFINE_enum("dataset", "scannet", sorted(READERS),
+                    "Dataset format of --root: " + "; ".join(f"{k}: {v.description}" for k, v in READERS.items()))
+  flags.DEFINE_string("root", None, "Dataset root: the folder holding the scene folders (and split files, label tsv).")
+  flags.DEFINE_enum("split", None, list(scannet.SPLITS),
+                    "Only the scenes of this split (scannetv2_<split>.txt at the root); every scene when not given.")
+  flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
+  flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
+                       lower_bound=8)
+  flags.DEFINE_integer("width", 320, "Working image width.", lower_bound=8)
+  flags.DEFINE_integer("num_samples", 16, "Frames, spread evenly over the dataset, whose labels are counted.",
+                       lower_bound=0)
+  flags.DEFINE_integer("clip_length", 4, "Consecutive frames shown in the contact sheet.", lower_bound=1)
+  flags.DEFINE_string("scene", None, "Scene drawn in the contact sheet; by default the first scene.")
+  flags.DEFINE_integer("max_scenes", 0, "Read at most this many scenes (0: all); reading a scene reads all its poses.",
+                       lower_bound=0)
+  flags.DEFINE_integer("max_listed", 30, "Scenes listed one per line; the rest are counted.", lower_bound=0)
+
+
 def config_from_flags():
   return InspectConfig(dataset=FLAGS.dataset, root=FLAGS.root, split=FLAGS.split, output=FLAGS.output,
                        size=(FLAGS.height, FLAGS.width), num_samples=FLAGS.num_samples,
@@ -273,16 +279,23 @@ def config_from_flags():
                        max_listed=FLAGS.max_listed)
 
 
+def run(config):
+  """`inspect` for the command line: returns the exit status, printing one line for malformed data."""
+  try:
+    inspect(config)
+  except labels_lib.DataError as e:
+    print(f"datasets.inspect: error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    inspect(config_from_flags())
-  except labels_lib.DataError as e:
-    print(f"datasets.inspect: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  sys.exit(run(config_from_flags()))
 
 
 if __name__ == "__main__":
+  define_flags()
   flags.mark_flag_as_required("root")
   app.run(main)

@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-from absl import flags
-from absl.testing import flagsaver
 import numpy as np
 from PIL import Image
 import pytest
@@ -123,12 +121,9 @@ def test_inspect_prints_the_summary_and_writes_a_sheet(fixture_root, tmp_path):
   assert sheet.shape[0] > 5 * 120 and sheet.shape[1] > 3 * 160
 
 
-def test_inspect_split_and_flags(fixture_root, capsys):
+def test_inspect_split_and_options(fixture_root, capsys):
   root, _ = fixture_root
-  with flagsaver.flagsaver():
-    flags.FLAGS(["inspect", f"--root={root}", "--dataset=synthetic", "--split=val", "--output=",
-                 "--height=12", "--width=16", "--num_samples=2"])
-    inspect_lib.main(["inspect"])
+  assert inspect_lib.run(_config(root, "", dataset="synthetic", split="val", size=(12, 16), num_samples=2)) == 0
   text = capsys.readouterr().out
   assert "split val" in text and "scenes: 1\n" in text and "frames: 3\n" in text
   assert "over 2 sampled frames (2 labelled) at 12x16" in text
@@ -140,11 +135,7 @@ def test_inspect_malformed_root_exits_with_one_message(tmp_path, capsys):
   scene = fixtures.write_scene(bad_root, "scene0000_00", num_frames=2)
   with open(os.path.join(scene.directory, "pose", "1.txt"), "w") as f:
     f.write("1 0 0\n")
-  with flagsaver.flagsaver():
-    flags.FLAGS(["inspect", f"--root={bad_root}", "--output="])
-    with pytest.raises(SystemExit) as exit_info:
-      inspect_lib.main(["inspect"])
-  assert exit_info.value.code == 1
+  assert inspect_lib.run(_config(bad_root, "")) == 1
   error = capsys.readouterr().err
   assert error.startswith("datasets.inspect: error: Malformed pose file ")
   assert os.path.join(scene.directory, "pose", "1.txt") in error
