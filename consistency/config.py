@@ -41,9 +41,22 @@ class TrainConfig:
   # Data shared by the stages.
   dataset: str = "synthetic"
   data_root: str = ""
+  synthetic_scenes: int = 20
+  synthetic_frames: int = 100
+  synthetic_seed: int = 0
   height: int = 128
   width: int = 160
   label_fraction: float = 1.0
+  eval_max_batches: int = 0
+  # The segmenter (segmentation.segmenter.SegmenterConfig).
+  backbone: str = "resnet50"
+  backbone_filters: tuple = ()
+  backbone_blocks: tuple = ()
+  nasfpn_filters: int = 256
+  nasfpn_repeats: int = 5
+  head_filters: int = 128
+  head_groups: int = 32
+  class_weights: tuple = ()
 
   def __post_init__(self):
     positive = ("train_steps", "batch_size", "steps_per_loop", "num_cpu_replicas", "checkpoint_every",

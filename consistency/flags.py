@@ -47,11 +47,28 @@ flags.DEFINE_list("profile_steps", [], "START,END: write a TensorBoard profiler 
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet"], "Video source of the data-driven stages.")
-flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, generated on first use.")
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet"], "Video source of the data-driven stages: "
+                  "the built-in synthetic indoor video, or a ScanNet export (--data_root).")
+flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, generated on first use (default: "
+                    "under ~/.cache/video-consistency-segmentation, named after the synthetic settings).")
+flags.DEFINE_integer("synthetic_scenes", 20, "Scenes of the generated synthetic video (80/20 train/val split).")
+flags.DEFINE_integer("synthetic_frames", 100, "Frames per generated synthetic scene.")
+flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic video.")
 flags.DEFINE_integer("height", 128, "Working image height (a multiple of 32 for the networks).")
 flags.DEFINE_integer("width", 160, "Working image width (a multiple of 32 for the networks).")
-flags.DEFINE_float("label_fraction", 1.0, "Fraction of frames whose labels are kept, in (0, 1].")
+flags.DEFINE_float("label_fraction", 1.0, "Fraction of training frames whose labels are kept, in (0, 1] (seeded by "
+                   "--seed, nested: a smaller fraction keeps a subset of a larger one).")
+flags.DEFINE_integer("eval_max_batches", 0, "Evaluate on at most this many batches of the validation split (0: all).")
+
+flags.DEFINE_enum("backbone", "resnet50", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+                  "ResNet backbone of the segmenter (keras-cv, built from arguments, randomly initialised).")
+flags.DEFINE_list("backbone_filters", [], "Four stack widths of the backbone (default: the architecture's).")
+flags.DEFINE_list("backbone_blocks", [], "Four block counts of the backbone (default: the architecture's).")
+flags.DEFINE_integer("nasfpn_filters", 256, "Channels of the NAS-FPN pyramid.")
+flags.DEFINE_integer("nasfpn_repeats", 5, "NAS-FPN repeats (7 merging cells each).")
+flags.DEFINE_integer("head_filters", 128, "Channels of the semantic FPN head.")
+flags.DEFINE_integer("head_groups", 32, "GroupNorm groups of the head (must divide --head_filters).")
+flags.DEFINE_list("class_weights", [], "Per-class weights of the cross-entropy (21 values); default: all 1.")
 
 
 def _parse_warm_start(items):
@@ -62,6 +79,20 @@ def _parse_warm_start(items):
       raise ValueError(f"--warm_start entries must be part=checkpoint. Received: {item!r}")
     parts.append((part, path))
   return tuple(parts)
+
+
+def _ints(name):
+  try:
+    return tuple(int(v) for v in FLAGS[name].value)
+  except ValueError:
+    raise ValueError(f"--{name} must be a comma-separated list of integers. Received: {FLAGS[name].value}") from None
+
+
+def _floats(name):
+  try:
+    return tuple(float(v) for v in FLAGS[name].value)
+  except ValueError:
+    raise ValueError(f"--{name} must be a comma-separated list of numbers. Received: {FLAGS[name].value}") from None
 
 
 def config_from_flags():
@@ -82,4 +113,9 @@ def config_from_flags():
       keep_checkpoints=FLAGS.keep_checkpoints, summary_every=FLAGS.summary_every,
       image_summary_every=FLAGS.image_summary_every, eval_every=FLAGS.eval_every, profile_steps=profile_steps,
       warm_start=_parse_warm_start(FLAGS.warm_start), dataset=FLAGS.dataset, data_root=FLAGS.data_root,
-      height=FLAGS.height, width=FLAGS.width, label_fraction=FLAGS.label_fraction)
+      synthetic_scenes=FLAGS.synthetic_scenes, synthetic_frames=FLAGS.synthetic_frames,
+      synthetic_seed=FLAGS.synthetic_seed, height=FLAGS.height, width=FLAGS.width,
+      label_fraction=FLAGS.label_fraction, eval_max_batches=FLAGS.eval_max_batches, backbone=FLAGS.backbone,
+      backbone_filters=_ints("backbone_filters"), backbone_blocks=_ints("backbone_blocks"),
+      nasfpn_filters=FLAGS.nasfpn_filters, nasfpn_repeats=FLAGS.nasfpn_repeats, head_filters=FLAGS.head_filters,
+      head_groups=FLAGS.head_groups, class_weights=_floats("class_weights"))

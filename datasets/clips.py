@@ -167,12 +167,14 @@ class ClipSource:
       del clip["depth"], clip["pose"]
     return clip
 
-  def dataset(self, training=True, starts=None):
+  def dataset(self, training=True, starts=None, skip_batches=0):
     """Batched clips. Training: shuffled, repeated forever, augmented. Otherwise: every clip once, in order.
 
     Args:
       training: see above.
       starts: optional flat frame indices to start clips at (default: every valid start).
+      skip_batches: start the stream this many batches in, without loading the skipped clips: a run resumed at
+        step s passes s and sees exactly the batches an uninterrupted run would.
     """
     config = self.config
     starts = self.clip_starts if starts is None else np.asarray(starts, np.int64)
@@ -182,6 +184,8 @@ class ClipSource:
       ds = ds.repeat()
     # One stateless seed per example (its position in the stream): reproducible, and independent of parallelism.
     ds = ds.enumerate()
+    if skip_batches:
+      ds = ds.skip(skip_batches * config.batch_size)
     ds = ds.map(lambda i, start: self._clip_from_start(i, start, training), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
     ds = ds.batch(config.batch_size, drop_remainder=training)
@@ -200,15 +204,15 @@ class ClipSource:
     return np.flatnonzero(self._frames["label_path"].numpy() != b"").astype(np.int64)
 
 
-def clips(scenes, config, training=True):
+def clips(scenes, config, training=True, skip_batches=0):
   """Batched clips of `scenes` (a `scannet.SceneIndex` list); see `ClipSource.dataset`."""
-  return ClipSource(scenes, config).dataset(training)
+  return ClipSource(scenes, config).dataset(training, skip_batches=skip_batches)
 
 
-def labelled_frames(scenes, config, training=True):
+def labelled_frames(scenes, config, training=True, skip_batches=0):
   """Batched single labelled frames (T = 1) for the supervised term, same dictionary as `clips`."""
   source = ClipSource(scenes, dataclasses.replace(config, clip_length=1, min_gap=1, max_gap=1))
   starts = source.labelled_starts()
   if starts.size == 0:
     raise ValueError("No labelled frames: the scenes have no label/ or label-filt/ folders.")
-  return source.dataset(training, starts=starts)
+  return source.dataset(training, starts=starts, skip_batches=skip_batches)

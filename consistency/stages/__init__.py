@@ -1,3 +1,4 @@
 """The registered training stages: importing this package registers them all (see `consistency.stage`)."""
 
+from consistency.stages import segmentation  # noqa: F401
 from consistency.stages import toy_regression  # noqa: F401

@@ -139,3 +139,12 @@ def test_clear_errors(scenes):
     _config(min_gap=3, max_gap=2)
   with pytest.raises(ValueError, match="No labelled frames"):
     clips.labelled_frames([s for s in scenes if not s.has_labels], _config())
+
+
+def test_skip_batches_resumes_the_stream_exactly(scenes):
+  config = _config(clip_length=2, max_gap=3, augment=clips.augment_lib.AugmentConfig(), batch_size=3)
+  full = list(clips.clips(scenes, config).take(5))
+  resumed = list(clips.clips(scenes, config, skip_batches=3).take(2))
+  for a, b in zip(full[3:], resumed):
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])

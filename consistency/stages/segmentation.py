@@ -1,0 +1,124 @@
+"""The supervised segmentation stage: the segmenter trained on the labelled fraction of the training frames.
+
+Data: single labelled frames of the training split (`datasets.clips.labelled_frames`, augmented), evaluation on every
+frame of the validation split. Loss: pixel-wise cross-entropy over labelled pixels (the ignore label excluded),
+optionally class-weighted. Metrics (metrics.json): mIoU, per-class IoU, pixel accuracy and class pixel frequencies from
+a confusion matrix over all evaluation pixels. Besides checkpoints the stage writes `segmenter.json`
+({"config": SegmenterConfig, "input_size": [H, W]}), which `python -m segmentation.export` reads.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from consistency import stage as stage_lib
+from datasets import clips
+from datasets import labels as labels_lib
+from datasets import sources
+from datasets import visualize
+from segmentation import metrics as metrics_lib
+from segmentation import segmenter as segmenter_lib
+
+SEGMENTER_CONFIG_FILE = "segmenter.json"
+
+
+def source_spec(config):
+  """The `sources.SourceSpec` of a TrainConfig (shared by every data-driven stage)."""
+  return sources.SourceSpec(dataset=config.dataset, root=config.data_root, synthetic_scenes=config.synthetic_scenes,
+                            synthetic_frames=config.synthetic_frames, synthetic_size=(config.height, config.width),
+                            synthetic_seed=config.synthetic_seed)
+
+
+def segmenter_config(config):
+  """The `SegmenterConfig` a TrainConfig describes."""
+  return segmenter_lib.SegmenterConfig(
+      backbone=config.backbone, backbone_filters=config.backbone_filters or None,
+      backbone_blocks=config.backbone_blocks or None, nasfpn_filters=config.nasfpn_filters,
+      nasfpn_repeats=config.nasfpn_repeats, head_filters=config.head_filters, head_groups=config.head_groups,
+      num_classes=labels_lib.NUM_CLASSES, input_size=(config.height, config.width))
+
+
+def cross_entropy(logits, labels, class_weights=None):
+  """Mean pixel-wise cross-entropy over labelled pixels.
+
+  Args:
+    logits: [B, H, W, C] float32.
+    labels: [B, H, W] int32, labels.IGNORE_LABEL where unlabeled.
+    class_weights: optional [C] weights; the mean is weighted by the true class's weight.
+
+  Returns:
+    Scalar float32; 0 when no pixel is labelled.
+  """
+  valid = labels != labels_lib.IGNORE_LABEL
+  safe_labels = tf.where(valid, labels, 0)
+  per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+  weights = tf.cast(valid, tf.float32)
+  if class_weights is not None:
+    weights *= tf.gather(tf.constant(class_weights, tf.float32), safe_labels)
+  return tf.math.divide_no_nan(tf.reduce_sum(per_pixel * weights), tf.reduce_sum(weights))
+
+
+def _single_frames(batch):
+  return {"image": batch["image"][:, 0], "label": batch["label"][:, 0]}
+
+
+@stage_lib.register("segmentation")
+class SegmentationStage(stage_lib.Stage):
+  """Supervised training of the segmenter on the labelled frames."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    if config.class_weights and len(config.class_weights) != labels_lib.NUM_CLASSES:
+      raise ValueError(f"class_weights needs {labels_lib.NUM_CLASSES} values. Received {len(config.class_weights)}.")
+    self.segmenter_config = segmenter_config(config)
+    self.source = source_spec(config)
+    self._scenes = {}
+
+  def scenes(self, split):
+    if split not in self._scenes:
+      self._scenes[split] = sources.load_scenes(self.source, split)
+    return self._scenes[split]
+
+  def clip_config(self, training):
+    config = self.config
+    return clips.ClipConfig(height=config.height, width=config.width, clip_length=1, batch_size=config.batch_size,
+                            label_fraction=config.label_fraction if training else 1.0, label_seed=config.seed,
+                            seed=config.seed, include_ground_truth=False,
+                            augment=clips.augment_lib.AugmentConfig() if training else None)
+
+  def build_models(self):
+    model = segmenter_lib.build_segmenter(self.segmenter_config)
+    stage_dir = os.path.join(self.config.model_dir, self.name)
+    os.makedirs(stage_dir, exist_ok=True)
+    with open(os.path.join(stage_dir, SEGMENTER_CONFIG_FILE), "w", encoding="utf-8") as f:
+      json.dump({"config": self.segmenter_config.to_dict(), "input_size": [self.config.height, self.config.width]},
+                f, indent=2)
+    return {"segmenter": model}
+
+  def train_dataset(self, start_step):
+    ds = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True, skip_batches=start_step)
+    return ds.map(_single_frames)
+
+  def eval_dataset(self):
+    ds = clips.ClipSource(self.scenes("val"), self.clip_config(False)).dataset(training=False).map(_single_frames)
+    if self.config.eval_max_batches:
+      ds = ds.take(self.config.eval_max_batches)
+    return ds
+
+  def compute_losses(self, models, batch, step, training=True):
+    logits = tf.cast(models["segmenter"](batch["image"], training=training)["logits"], tf.float32)
+    loss = cross_entropy(logits, batch["label"], self.config.class_weights or None)
+    return {"cross_entropy": loss}, {"image": batch["image"], "logits": logits, "label": batch["label"]}
+
+  def eval_step(self, models, batch):
+    logits = models["segmenter"](batch["image"], training=False)["logits"]
+    return {"confusion": metrics_lib.confusion_matrix(batch["label"], logits)}
+
+  def eval_result(self, totals):
+    return metrics_lib.metrics_dict(totals["confusion"])
+
+  def summary_images(self, batch, outputs):
+    prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
+    return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction),
+            "label": visualize.colorize_labels(outputs["label"])}
