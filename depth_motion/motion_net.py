@@ -1,0 +1,205 @@
+"""The motion network of Depth from Videos in the Wild: egomotion, an optional residual translation field, intrinsics.
+
+  (image_i, image_j [, depth_i, depth_j]) channel-concatenated -> seven 3x3 stride-2 convs (16 .. 1024, ReLU)
+  -> spatial mean (bottleneck) -> background rotation (3 Euler angles) + translation, and K
+  -> optionally: the translation refined coarse to fine through conv7 .. conv1 and the input (residual field)
+
+Motion predicted from the input order (i, j) carries camera-j points into camera i: p_i = R p_j + t, with
+R = `geometry.matrix_from_angles(rotation)`; `geometry.depth_warp(depth_j, R, t, K)` then tells where frame j's pixels
+land in frame i.
+"""
+
+import keras
+import tensorflow as tf
+
+from depth_motion import geometry
+
+TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+def at_least(value, minimum):
+  """relu(value - minimum) + minimum: the original's floor on the learned output scales."""
+  return tf.nn.relu(value - minimum) + minimum
+
+
+@keras.saving.register_keras_serializable(package="depth_motion")
+class AtLeast(keras.constraints.Constraint):
+  """Keeps a weight >= `minimum` after each optimizer update (Keras applies variable constraints)."""
+
+  def __init__(self, minimum=0.001):
+    self.minimum = minimum
+
+  def __call__(self, w):
+    return at_least(w, self.minimum)
+
+  def get_config(self):
+    return {"minimum": self.minimum}
+
+
+def residual_translation_ramp(step, begin_step=10000, end_step=20000):
+  """The later code's ramp-in of the residual field: 0 until `begin_step`, then linear up to 1 at `end_step`.
+
+  Args:
+    step: scalar global training step.
+
+  Returns:
+    float32 scalar in [0, 1] to multiply the residual translation field with.
+  """
+  step = tf.cast(step, tf.float32)
+  span = float(max(end_step - begin_step, 1))
+  return tf.clip_by_value((step - float(begin_step)) / span, 0.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="depth_motion")
+class MotionRefinement(keras.layers.Layer):
+  """One coarse-to-fine step of the translation field (FlowNet-like, with a residual connection).
+
+  Bilinearly resize the field to the feature map, concatenate, branch A = one 3x3 conv, branch B = two 3x3 convs
+  (all max(4, C) filters, ReLU), concatenate the branches, 1x1 conv to 3 (no bias), add to the resized field.
+
+  Call: (field [B, h, w, 3], features [B, H, W, C]) -> [B, H, W, 3].
+  """
+
+  def __init__(self, filters, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = filters
+    self.conv_a = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_a")
+    self.conv_b1 = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_b1")
+    self.conv_b2 = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_b2")
+    self.project = keras.layers.Conv2D(3, 1, use_bias=False, name="project")
+
+  def call(self, field, features):
+    upsampled = tf.image.resize(field, tf.shape(features)[1:3], method="bilinear")
+    x = tf.concat([upsampled, features], axis=-1)
+    branches = tf.concat([self.conv_a(x), self.conv_b2(self.conv_b1(x))], axis=-1)
+    return upsampled + self.project(branches)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"filters": self.filters})
+    return config
+
+
+@keras.saving.register_keras_serializable(package="depth_motion")
+class MotionNet(keras.Model):
+  """Egomotion (+ optional residual translation field) and camera intrinsics from two frames.
+
+  Args:
+    residual_translation: predict the per-pixel residual translation field (object motion). ScanNet-like static
+      indoor scenes need none; without it the network is the trunk and the heads only.
+    auto_mask: keep the residual field only where its norm exceeds its per-sample mean over the image (the later
+      code's automatic mask; the later code takes that mean over the batch, which makes a sample's output depend on
+      the rest of the batch). Only used with `residual_translation`.
+    learn_intrinsics: predict K from the bottleneck; if False, K is read from `inputs["intrinsics"]`.
+    use_depth: append each frame's depth as an input channel (8 channels, the later code) instead of RGB only (6).
+    scale_init: initial value of the learned rotation and translation output scales.
+    min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
+
+  Call arguments:
+    inputs: dict with "image_i", "image_j" [B, H, W, 3] RGB in [0, 1]; "depth_i", "depth_j" [B, H, W] when
+      `use_depth`; "intrinsics" [B, 3, 3] when not `learn_intrinsics` (ignored otherwise).
+    training: unused (no dropout or normalization), accepted for a uniform interface.
+
+  Returns:
+    dict, the motion carrying camera-j points into camera i:
+      "rotation": [B, 3] Euler angles (radians; `geometry.matrix_from_angles` gives R = Rx Ry Rz),
+      "translation": [B, 3] background translation,
+      "residual_translation": [B, H, W, 3] on frame j's grid (only with `residual_translation`); the full field is
+        translation + residual_translation (`geometry.translation_field`),
+      "intrinsics": [B, 3, 3].
+  """
+
+  def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
+               scale_init=0.01, min_scale=0.001, **kwargs):
+    super().__init__(**kwargs)
+    self.residual_translation = residual_translation
+    self.auto_mask = auto_mask
+    self.learn_intrinsics = learn_intrinsics
+    self.use_depth = use_depth
+    self.scale_init = scale_init
+    self.min_scale = min_scale
+    constraint = AtLeast(min_scale)
+    self.rotation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
+                                              constraint=constraint, name="rotation_scale")
+    self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
+                                                 constraint=constraint, name="translation_scale")
+    self.trunk = [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}")
+                  for i, f in enumerate(TRUNK_FILTERS)]
+    # 1x1 convolutions on the [B, 1, 1, 1024] bottleneck are dense layers on [B, 1024].
+    self.background_motion = keras.layers.Dense(6, use_bias=False, name="background_motion")
+    if learn_intrinsics:
+      self.focal_head = keras.layers.Dense(2, activation="softplus", name="focal_lengths")
+      self.offset_head = keras.layers.Dense(2, use_bias=False, name="principal_point")
+    if residual_translation:
+      input_channels = 8 if use_depth else 6
+      level_channels = list(reversed(TRUNK_FILTERS)) + [input_channels]
+      self.refinements = [MotionRefinement(max(4, c), name=f"refine{len(level_channels) - 1 - i}")
+                          for i, c in enumerate(level_channels)]
+
+  @property
+  def rotation_scale(self):
+    """The effective rotation output scale (>= min_scale)."""
+    return at_least(self.rotation_scale_var, self.min_scale)
+
+  @property
+  def translation_scale(self):
+    """The effective translation output scale (>= min_scale)."""
+    return at_least(self.translation_scale_var, self.min_scale)
+
+  def _network_input(self, inputs):
+    for key in ("image_i", "image_j") + (("depth_i", "depth_j") if self.use_depth else ()):
+      if key not in inputs:
+        raise ValueError(f"MotionNet(use_depth={self.use_depth}) needs inputs[{key!r}]. Received keys: "
+                         f"{sorted(inputs)}")
+    parts = [tf.cast(inputs["image_i"], self.compute_dtype), tf.cast(inputs["image_j"], self.compute_dtype)]
+    if self.use_depth:
+      parts += [tf.cast(inputs["depth_i"], self.compute_dtype)[..., tf.newaxis],
+                tf.cast(inputs["depth_j"], self.compute_dtype)[..., tf.newaxis]]
+    return tf.concat(parts, axis=-1)
+
+  def call(self, inputs, training=None):
+    if not isinstance(inputs, dict):
+      raise ValueError(f"MotionNet takes a dict with 'image_i' and 'image_j'. Received: {type(inputs).__name__}")
+    x = self._network_input(inputs)
+    height, width = tf.shape(x)[1], tf.shape(x)[2]
+    levels = [x]
+    for conv in self.trunk:
+      levels.append(conv(levels[-1]))
+    bottleneck = tf.reduce_mean(levels[-1], axis=[1, 2])
+    motion = tf.cast(self.background_motion(bottleneck), tf.float32)
+    rotation_scale, translation_scale = self.rotation_scale, self.translation_scale
+    outputs = {"rotation": motion[:, :3] * rotation_scale, "translation": motion[:, 3:] * translation_scale}
+
+    if self.residual_translation:
+      background = motion[:, tf.newaxis, tf.newaxis, 3:]
+      field = tf.cast(background, self.compute_dtype)
+      for refinement, features in zip(self.refinements, reversed(levels)):
+        field = refinement(field, features)
+      # The refinement starts from the background translation; what it adds on top is the residual field.
+      residual = (tf.cast(field, tf.float32) - background) * translation_scale
+      if self.auto_mask:
+        # stop_gradient: the mask is a hard selection; its threshold gets no gradient (and tf.norm has none at 0).
+        norm = tf.stop_gradient(tf.norm(residual, axis=-1, keepdims=True))
+        residual *= tf.cast(norm > tf.reduce_mean(norm, axis=[1, 2], keepdims=True), residual.dtype)
+      outputs["residual_translation"] = residual
+
+    if self.learn_intrinsics:
+      size = tf.cast(tf.stack([width, height]), tf.float32)
+      focal = tf.cast(self.focal_head(bottleneck), tf.float32) * size
+      # Pixel centres at integer coordinates (see geometry.intrinsics): the image centre is (size - 1) / 2, so an
+      # offset of 0 puts the principal point there (the original, with pixel corners, writes (x + 0.5) * size).
+      principal = (tf.cast(self.offset_head(bottleneck), tf.float32) + 0.5) * size - 0.5
+      outputs["intrinsics"] = geometry.make_intrinsics(focal[:, 0], focal[:, 1], principal[:, 0], principal[:, 1])
+    else:
+      if "intrinsics" not in inputs:
+        raise ValueError("MotionNet(learn_intrinsics=False) needs inputs['intrinsics'] [B, 3, 3]. Received keys: "
+                         f"{sorted(inputs)}")
+      outputs["intrinsics"] = tf.convert_to_tensor(inputs["intrinsics"], tf.float32)
+    return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"residual_translation": self.residual_translation, "auto_mask": self.auto_mask,
+                   "learn_intrinsics": self.learn_intrinsics, "use_depth": self.use_depth,
+                   "scale_init": self.scale_init, "min_scale": self.min_scale})
+    return config

@@ -1,0 +1,1 @@
+"""Tests of the depth and motion networks and their unsupervised losses."""

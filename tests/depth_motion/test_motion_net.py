@@ -1,0 +1,180 @@
+"""The motion + intrinsics network: outputs, learned scales, residual field, configs, saving, a training step."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from depth_motion import geometry
+from depth_motion import motion_net
+
+BATCH, HEIGHT, WIDTH = 2, 32, 64
+
+
+def _inputs(seed=0):
+  images = tf.random.stateless_uniform([2, BATCH, HEIGHT, WIDTH, 3], seed=[seed, 2])
+  depths = tf.random.stateless_uniform([2, BATCH, HEIGHT, WIDTH], seed=[seed, 3], minval=1.0, maxval=5.0)
+  intrinsics = geometry.make_intrinsics([50.0, 55.0], [52.0, 57.0], [31.0, 32.5], [15.5, 16.0])
+  return {"image_i": images[0], "image_j": images[1], "depth_i": depths[0], "depth_j": depths[1],
+          "intrinsics": intrinsics}
+
+
+@pytest.fixture(scope="module")
+def net():
+  model = motion_net.MotionNet()
+  model(_inputs())
+  return model
+
+
+def test_default_outputs(net):
+  outputs = net(_inputs())
+  assert sorted(outputs) == ["intrinsics", "rotation", "translation"]
+  assert outputs["rotation"].shape == (BATCH, 3)
+  assert outputs["translation"].shape == (BATCH, 3)
+  assert outputs["intrinsics"].shape == (BATCH, 3, 3)
+  for value in outputs.values():
+    assert np.all(np.isfinite(value))
+  fx, fy, _, _ = geometry.intrinsics_params(outputs["intrinsics"])
+  assert np.all(fx > 0) and np.all(fy > 0)
+  np.testing.assert_array_equal(outputs["intrinsics"][:, 2], [[0, 0, 1]] * BATCH)
+  # The trunk: seven stride-2 convs 16 .. 1024 with bias.
+  assert [conv.filters for conv in net.trunk] == [16, 32, 64, 128, 256, 512, 1024]
+  assert all(conv.strides == (2, 2) and conv.use_bias for conv in net.trunk)
+
+
+def test_intrinsics_head_formula(net):
+  """fx, fy = softplus(.) * (W, H); (cx, cy) = (x + 0.5) * (W, H) - 0.5, the image centre at x = 0."""
+  inputs = _inputs()
+  x = tf.concat([inputs["image_i"], inputs["image_j"]], axis=-1)
+  for conv in net.trunk:
+    x = conv(x)
+  bottleneck = tf.reduce_mean(x, axis=[1, 2])
+  focal = tf.nn.softplus(bottleneck @ net.focal_head.kernel + net.focal_head.bias) * [WIDTH, HEIGHT]
+  offset = bottleneck @ net.offset_head.kernel
+  fx, fy, cx, cy = geometry.intrinsics_params(net(inputs)["intrinsics"])
+  np.testing.assert_allclose(np.stack([fx, fy], -1), focal, rtol=1e-5)
+  np.testing.assert_allclose(np.stack([cx, cy], -1), (offset + 0.5) * [WIDTH, HEIGHT] - 0.5, rtol=1e-5, atol=1e-4)
+  clone = motion_net.MotionNet()
+  clone(inputs)
+  clone.set_weights(net.get_weights())
+  clone.offset_head.kernel.assign(tf.zeros_like(clone.offset_head.kernel))
+  _, _, cx, cy = geometry.intrinsics_params(clone(inputs)["intrinsics"])
+  np.testing.assert_allclose(cx, [(WIDTH - 1) / 2] * BATCH, rtol=1e-6)
+  np.testing.assert_allclose(cy, [(HEIGHT - 1) / 2] * BATCH, rtol=1e-6)
+
+
+def test_learned_scales_start_at_0_01_and_stay_above_0_001(net):
+  assert float(net.rotation_scale) == pytest.approx(0.01)
+  assert float(net.translation_scale) == pytest.approx(0.01)
+  clone = motion_net.MotionNet()
+  inputs = _inputs()
+  clone(inputs)
+  clone.set_weights(net.get_weights())
+  reference = net(inputs)
+  clone.rotation_scale_var.assign(-1.0)
+  clone.translation_scale_var.assign(0.0)
+  assert float(clone.rotation_scale) == pytest.approx(0.001)
+  assert float(clone.translation_scale) == pytest.approx(0.001)
+  outputs = clone(inputs)
+  np.testing.assert_allclose(outputs["rotation"], reference["rotation"] / 10, rtol=1e-5)
+  np.testing.assert_allclose(outputs["translation"], reference["translation"] / 10, rtol=1e-5)
+  # The variables carry the constraint too, which Keras optimizers apply after each update.
+  optimizer = keras.optimizers.SGD(100.0)
+  clone.rotation_scale_var.assign(0.01)
+  optimizer.apply_gradients([(tf.constant(1.0), clone.rotation_scale_var)])
+  assert float(clone.rotation_scale_var) == pytest.approx(0.001)
+
+
+@pytest.fixture(scope="module")
+def residual_net():
+  """The heavy variant (~38 M refinement parameters), built once."""
+  model = motion_net.MotionNet(residual_translation=True, learn_intrinsics=False, use_depth=True)
+  model(_inputs())
+  return model
+
+
+def test_given_intrinsics_residual_field_and_depth_inputs(residual_net):
+  inputs = _inputs()
+  outputs = residual_net(inputs)
+  assert sorted(outputs) == ["intrinsics", "residual_translation", "rotation", "translation"]
+  assert outputs["residual_translation"].shape == (BATCH, HEIGHT, WIDTH, 3)
+  assert np.all(np.isfinite(outputs["residual_translation"]))
+  np.testing.assert_array_equal(outputs["intrinsics"], inputs["intrinsics"])
+  assert residual_net.trunk[0].kernel.shape[2] == 8
+  # Eight refinement levels: conv7 .. conv1, then the 8-channel input (max(4, C) filters).
+  assert [r.filters for r in residual_net.refinements] == [1024, 512, 256, 128, 64, 32, 16, 8]
+  with pytest.raises(ValueError, match="intrinsics"):
+    residual_net({k: v for k, v in inputs.items() if k != "intrinsics"})
+  with pytest.raises(ValueError, match="depth_j"):
+    residual_net({k: v for k, v in inputs.items() if k != "depth_j"})
+
+
+def test_auto_mask_keeps_the_residual_above_its_mean(residual_net):
+  inputs = _inputs()
+  residual = residual_net(inputs)["residual_translation"].numpy()
+  kept = np.linalg.norm(residual, axis=-1) > 0
+  assert 0 < kept.mean() < 1
+  residual_net.auto_mask = False  # read at call time; restored below
+  try:
+    full = residual_net(inputs)["residual_translation"].numpy()
+  finally:
+    residual_net.auto_mask = True
+  norm = np.linalg.norm(full, axis=-1)
+  for b in range(BATCH):
+    threshold = norm[b].mean()  # per sample: the mask does not depend on the rest of the batch
+    np.testing.assert_array_equal(kept[b], norm[b] > threshold)
+    np.testing.assert_allclose(residual[b][kept[b]], full[b][kept[b]])
+
+
+def test_residual_translation_ramp():
+  ramp = [float(motion_net.residual_translation_ramp(s)) for s in (0, 10000, 15000, 20000, 50000)]
+  assert ramp == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_config_round_trip_with_non_default_arguments():
+  arguments = dict(residual_translation=True, auto_mask=False, learn_intrinsics=False, use_depth=True,
+                   scale_init=0.02, min_scale=0.002)
+  defaults = {name: p.default for name, p in inspect.signature(motion_net.MotionNet).parameters.items()}
+  assert all(defaults[name] != value for name, value in arguments.items())
+  model = motion_net.MotionNet(**arguments)
+  clone = motion_net.MotionNet.from_config(model.get_config())
+  assert clone.get_config() == model.get_config()
+  for name, value in arguments.items():
+    assert getattr(clone, name) == value
+
+
+def test_keras_save_and_load_round_trip(tmp_path):
+  model = motion_net.MotionNet(use_depth=True, scale_init=0.02, min_scale=0.002)
+  inputs = _inputs()
+  expected = model(inputs)
+  path = tmp_path / "motion.keras"
+  model.save(path)
+  restored = keras.models.load_model(path)
+  assert isinstance(restored, motion_net.MotionNet)
+  assert restored.get_config() == model.get_config()
+  assert float(restored.rotation_scale) == pytest.approx(0.02)
+  outputs = restored(inputs)
+  for key in expected:
+    np.testing.assert_array_equal(outputs[key], expected[key])
+
+
+def test_one_training_step_changes_weights_and_keeps_them_finite(net):
+  inputs = _inputs()
+  before = [w.numpy() for w in net.trainable_weights]
+  try:
+    with tf.GradientTape() as tape:
+      outputs = net(inputs, training=True)
+      loss = (tf.reduce_sum(tf.square(outputs["rotation"] - 0.1)) +
+              tf.reduce_sum(tf.square(outputs["translation"] - 1.0)) +
+              tf.reduce_mean(tf.square(outputs["intrinsics"] / 100.0 - 0.3)))
+    gradients = tape.gradient(loss, net.trainable_weights)
+    assert all(g is not None and np.all(np.isfinite(g)) for g in gradients)
+    keras.optimizers.Adam(1e-3).apply_gradients(zip(gradients, net.trainable_weights))
+    after = [w.numpy() for w in net.trainable_weights]
+    assert all(np.all(np.isfinite(w)) for w in after)
+    assert all(not np.array_equal(b, a) for b, a in zip(before, after))
+  finally:
+    for weight, value in zip(net.trainable_weights, before):
+      weight.assign(value)  # the module's other tests share this network
