@@ -34,6 +34,16 @@ class Interrupted(Exception):
     self.signum = signum
 
 
+def untracked_variables(checkpoint, model):
+  """Paths of `model`'s variables that `checkpoint` would not save.
+
+  Keras 3 layers held only in Python lists are invisible to tf.train.Checkpoint (their variables are silently
+  left out, and `assert_existing_objects_matched` cannot notice); layers must also be attributes.
+  """
+  reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}  # the view holds a weak ref
+  return [v.path for v in model.weights if id(v) not in reachable and id(getattr(v, "value", None)) not in reachable]
+
+
 def _local(value, strategy):
   """The first replica's copy of a value that all replicas hold identically (after an all-reduce)."""
   return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], value)
@@ -67,6 +77,13 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=self.optimizer, **self.models)
+    for name, model in self.models.items():
+      # Checked on the model alone: warm starts and export read a model without the optimizer, which would
+      # otherwise reach the trainable variables and hide the problem.
+      missing = untracked_variables(tf.train.Checkpoint(**{name: model}), model)
+      if missing:
+        raise ValueError(f"Stage {stage.name}: {len(missing)} variables of model {name!r} would not be checkpointed "
+                         f"(layers held only in Python lists?), e.g. {missing[:3]}.")
     # Every worker saves (collective ops need all of them); only the chief's checkpoints are kept.
     directory = stage_dir if self.is_chief else os.path.join(stage_dir, f"worker_tmp_{distribution.task_id(strategy)}")
     self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoints,

@@ -97,6 +97,10 @@ class ResNet18Encoder(keras.layers.Layer):
       stride = 1 if level == 2 else 2
       self.stages.append([BasicBlock(filters, stride, name=f"block{level}_1", **norm_args),
                           BasicBlock(filters, 1, name=f"block{level}_2", **norm_args)])
+    # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the blocks are saved in checkpoints.
+    for blocks in self.stages:
+      for block in blocks:
+        setattr(self, block.name, block)
 
   def call(self, inputs, training=None, step=None):
     x = tf.nn.relu(self.norm1(self.conv1(inputs), training=training, step=step))
@@ -133,6 +137,9 @@ class DepthDecoder(keras.layers.Layer):
     self.iconvs = [keras.layers.Conv2D(f, 3, padding="valid", activation="relu", name=f"iconv{5 - i}")
                    for i, f in enumerate(DECODER_FILTERS)]
     self.output_conv = keras.layers.Conv2D(1, 3, padding="valid", activation="softplus", name="depth")
+    # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
+    for layer in self.upconvs + self.iconvs:
+      setattr(self, layer.name, layer)
 
   def _pad(self, x):
     if self.reflect_padding:

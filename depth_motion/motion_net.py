@@ -125,6 +125,9 @@ class MotionNet(keras.Model):
                                                  constraint=constraint, name="translation_scale")
     self.trunk = [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}")
                   for i, f in enumerate(TRUNK_FILTERS)]
+    # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
+    for layer in self.trunk:
+      setattr(self, layer.name, layer)
     # 1x1 convolutions on the [B, 1, 1, 1024] bottleneck are dense layers on [B, 1024].
     self.background_motion = keras.layers.Dense(6, use_bias=False, name="background_motion")
     if learn_intrinsics:
@@ -135,6 +138,8 @@ class MotionNet(keras.Model):
       level_channels = list(reversed(TRUNK_FILTERS)) + [input_channels]
       self.refinements = [MotionRefinement(max(4, c), name=f"refine{len(level_channels) - 1 - i}")
                           for i, c in enumerate(level_channels)]
+      for layer in self.refinements:
+        setattr(self, layer.name, layer)
 
   @property
   def rotation_scale(self):

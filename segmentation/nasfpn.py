@@ -226,6 +226,9 @@ class NasFpn(keras.layers.Layer):
                                name=f"{name}_conv")
     norm = keras.layers.BatchNormalization(momentum=self.norm_momentum, epsilon=self.norm_epsilon,
                                            synchronized=self.sync_batch_norm, name=f"{name}_bn")
+    # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
+    setattr(self, conv.name, conv)
+    setattr(self, norm.name, norm)
     return conv, norm
 
   def build(self, input_shape):

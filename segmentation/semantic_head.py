@@ -84,6 +84,9 @@ class SemanticFpnHead(keras.layers.Layer):
         norm.build((None, None, None, self.filters))
         self._convs.append(conv)
         self._norms.append(norm)
+        # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
+        setattr(self, conv.name, conv)
+        setattr(self, norm.name, norm)
         channels = self.filters
     self._classifier = keras.layers.Conv2D(self.num_classes, 1, kernel_initializer=nasfpn.conv_initializer(),
                                            name="classifier")
