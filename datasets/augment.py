@@ -15,13 +15,15 @@ Randomness is stateless: `augment_clip` takes a [2] int seed, so a pipeline is r
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from depth_motion import geometry
 
 _SPATIAL_NEAREST_KEYS = ("label", "depth")
-# Mirrors the world x axis: pose' = S pose S for camera-to-world poses.
-_MIRROR = tf.constant([-1.0, 1.0, 1.0, 1.0])
+# Mirrors the world x axis: pose' = S pose S for camera-to-world poses. (A NumPy constant: a TensorFlow op at import
+# time would initialise the devices before the training command can split the CPU into replicas.)
+_MIRROR = np.array([-1.0, 1.0, 1.0, 1.0], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,7 @@ def flip_clip(clip):
       out[key] = tf.reverse(clip[key], axis=[2])
   out["intrinsics"] = geometry.flip_intrinsics(clip["intrinsics"], width)
   if "pose" in clip:
-    out["pose"] = clip["pose"] * _MIRROR[:, tf.newaxis] * _MIRROR
+    out["pose"] = clip["pose"] * _MIRROR[:, np.newaxis] * _MIRROR
   return out
 
 

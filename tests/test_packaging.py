@@ -18,13 +18,18 @@ def _imported_modules(path):
       yield node.module
 
 
-def test_importing_every_module_never_loads_tensorflow_addons():
+def test_importing_every_module_loads_no_addons_and_runs_no_tensorflow_op():
   modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
                    for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
   code = ("import importlib, sys\n"
           f"for m in {modules!r}: importlib.import_module(m)\n"
           "loaded = sorted(m for m in sys.modules if m.startswith('tensorflow_addons'))\n"
-          "assert not loaded, loaded\n")
+          "assert not loaded, loaded\n"
+          # No TensorFlow op may run at import: it would initialise the devices before the training command
+          # splits the CPU into replicas (--num_cpu_replicas).
+          "import tensorflow as tf\n"
+          "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+          "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n")
   result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
 
