@@ -60,6 +60,7 @@ class Trainer:
     self.is_chief = distribution.is_chief(strategy)
     self._stop_signal = None
     self._eval_writer = None
+    self._eval_batch = None
     os.makedirs(stage_dir, exist_ok=True)
     if config.mixed_precision != "none":
       keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -313,15 +314,17 @@ class Trainer:
     if dataset is None:
       raise ValueError(f"Stage {self.stage.name} has no evaluation data.")
     strategy = self.strategy
+    if self._eval_batch is None:  # traced once per trainer, not once per evaluation
 
-    @tf.function
-    def eval_batch(batch):
-      statistics = strategy.run(lambda b: self.stage.eval_step(self.models, b), args=(batch,))
-      return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in statistics.items()}
+      @tf.function
+      def eval_batch(batch):
+        statistics = strategy.run(lambda b: self.stage.eval_step(self.models, b), args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in statistics.items()}
 
+      self._eval_batch = eval_batch
     totals = None
     for batch in strategy.experimental_distribute_dataset(dataset):
-      values = {k: v.numpy() for k, v in eval_batch(batch).items()}
+      values = {k: v.numpy() for k, v in self._eval_batch(batch).items()}
       totals = values if totals is None else {k: totals[k] + values[k] for k in totals}
     metrics = self.stage.eval_result(totals)
     metrics["step"] = int(self.step.numpy())
