@@ -1,6 +1,8 @@
 """Command-line flags of `python -m consistency.train` and `python -m consistency.evaluate`, and their conversion into
 the frozen `TrainConfig`. Flags are read only here, from `main()`; library code receives the config."""
 
+import dataclasses
+
 from absl import flags
 
 from consistency import config as config_lib
@@ -81,41 +83,35 @@ def _parse_warm_start(items):
   return tuple(parts)
 
 
-def _ints(name):
-  try:
-    return tuple(int(v) for v in FLAGS[name].value)
-  except ValueError:
-    raise ValueError(f"--{name} must be a comma-separated list of integers. Received: {FLAGS[name].value}") from None
+def _numbers(kind, what):
+  def parse(name, values):
+    try:
+      return tuple(kind(v) for v in values)
+    except ValueError:
+      raise ValueError(f"--{name} must be a comma-separated list of {what}. Received: {values}") from None
+  return parse
 
 
-def _floats(name):
-  try:
-    return tuple(float(v) for v in FLAGS[name].value)
-  except ValueError:
-    raise ValueError(f"--{name} must be a comma-separated list of numbers. Received: {FLAGS[name].value}") from None
+# List flags whose items are not strings; every other list flag becomes a tuple of strings.
+_LIST_PARSERS = {
+    "profile_steps": _numbers(int, "integers (START,END)"),
+    "backbone_filters": _numbers(int, "integers"),
+    "backbone_blocks": _numbers(int, "integers"),
+    "class_weights": _numbers(float, "numbers"),
+    "warm_start": lambda name, values: _parse_warm_start(values),
+}
 
 
 def config_from_flags():
-  """The `TrainConfig` the parsed flags describe."""
+  """The `TrainConfig` the parsed flags describe: every field of TrainConfig is the flag of the same name."""
   if not FLAGS.model_dir:
     raise ValueError("--model_dir is required.")
-  try:
-    profile_steps = tuple(int(v) for v in FLAGS.profile_steps)
-  except ValueError:
-    raise ValueError(f"--profile_steps must be two integers START,END. Received: {FLAGS.profile_steps}") from None
-  return config_lib.TrainConfig(
-      model_dir=FLAGS.model_dir, stages=tuple(FLAGS.stages), train_steps=FLAGS.train_steps,
-      batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
-      lr_schedule=FLAGS.lr_schedule, lr_end=FLAGS.lr_end, lr_power=FLAGS.lr_power, warmup_steps=FLAGS.warmup_steps,
-      momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, seed=FLAGS.seed,
-      num_cpu_replicas=FLAGS.num_cpu_replicas, steps_per_loop=FLAGS.steps_per_loop, run_eagerly=FLAGS.run_eagerly,
-      jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision, checkpoint_every=FLAGS.checkpoint_every,
-      keep_checkpoints=FLAGS.keep_checkpoints, summary_every=FLAGS.summary_every,
-      image_summary_every=FLAGS.image_summary_every, eval_every=FLAGS.eval_every, profile_steps=profile_steps,
-      warm_start=_parse_warm_start(FLAGS.warm_start), dataset=FLAGS.dataset, data_root=FLAGS.data_root,
-      synthetic_scenes=FLAGS.synthetic_scenes, synthetic_frames=FLAGS.synthetic_frames,
-      synthetic_seed=FLAGS.synthetic_seed, height=FLAGS.height, width=FLAGS.width,
-      label_fraction=FLAGS.label_fraction, eval_max_batches=FLAGS.eval_max_batches, backbone=FLAGS.backbone,
-      backbone_filters=_ints("backbone_filters"), backbone_blocks=_ints("backbone_blocks"),
-      nasfpn_filters=FLAGS.nasfpn_filters, nasfpn_repeats=FLAGS.nasfpn_repeats, head_filters=FLAGS.head_filters,
-      head_groups=FLAGS.head_groups, class_weights=_floats("class_weights"))
+  values = {}
+  for field in dataclasses.fields(config_lib.TrainConfig):
+    value = FLAGS[field.name].value
+    if field.name in _LIST_PARSERS:
+      value = _LIST_PARSERS[field.name](field.name, value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    values[field.name] = value
+  return config_lib.TrainConfig(**values)
