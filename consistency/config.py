@@ -48,6 +48,9 @@ class TrainConfig:
   width: int = 160
   label_fraction: float = 1.0
   eval_max_batches: int = 0
+  # Real datasets (datasets/sources.py).
+  cityscapes_crop: bool = False
+  camvid_intrinsics: tuple = ()  # (fx, fy, cx, cy) at CamVid's 480x360; empty: a stand-in (datasets/camvid.py)
   # The segmenter (segmentation.segmenter.SegmenterConfig).
   backbone: str = "resnet50"
   backbone_filters: tuple = ()
@@ -57,6 +60,55 @@ class TrainConfig:
   head_filters: int = 128
   head_groups: int = 32
   class_weights: tuple = ()
+  # EFC (consistency/stages/efc.py).
+  efc_segmentation_weight: float = 1.0
+  efc_consistency_weight: float = 10.0
+  efc_occlusion_weight: float = 0.4
+  efc_smoothness_weight: float = 0.5
+  efc_photometric_weight: float = 1.0
+  efc_occlusion_alpha: float = 0.2
+  efc_ssim_beta: float = 0.85
+  efc_occlusion_mask: bool = True
+  efc_error_mask: bool = True
+  efc_mask_gradient: bool = False
+  efc_flow_only: bool = False
+  efc_flow_trains_encoder: bool = True
+  efc_labelled_pairs: float = 0.5
+  efc_min_gap: int = 1
+  efc_max_gap: int = 5
+  efc_eval_gap: int = 2
+  efc_loss_levels: tuple = (0, 2, 3, 4, 5)
+  efc_consistency_levels: tuple = (2, 3, 4)
+  efc_flow_levels: tuple = (2, 3, 4, 5)
+  efc_correlation_level: int = 3
+  efc_max_displacement: int = 4
+  efc_displacement_stride: int = 1
+  efc_flow_filters: int = 32
+  # Depth and motion (consistency/stages/depth_motion.py).
+  dm_clip_length: int = 3
+  dm_min_gap: int = 1
+  dm_max_gap: int = 1
+  dm_intrinsics: str = "learned"
+  dm_residual_translation: bool = False
+  dm_residual_ramp_steps: tuple = (10000, 20000)
+  dm_motion_uses_depth: bool = False
+  dm_loss_preset: str = "original"
+  dm_loss_weights: tuple = ()  # ((term, weight), ...)
+  dm_max_noise_stddev: float = 0.5
+  dm_noise_ramp_steps: int = 10000
+  dm_augment: bool = True
+  # 4D consistency (consistency/stages/consistency.py).
+  geometry: str = "learned"
+  consistency_weight: float = 1.0
+  consistency_uniform: float = 0.2
+  consistency_label_prior: float = 0.4
+  consistency_edge_prior: float = 0.4
+  consistency_cross_entropy: float = 0.0
+  consistency_min_gap: int = 1
+  consistency_max_gap: int = 3
+  consistency_teacher_dir: str = ""
+  consistency_init_dir: str = ""
+  consistency_train_teachers: bool = False
 
   def __post_init__(self):
     positive = ("train_steps", "batch_size", "steps_per_loop", "num_cpu_replicas", "checkpoint_every",
@@ -75,3 +127,17 @@ class TrainConfig:
       raise ValueError(f"profile_steps must be START,END with 0 <= START < END. Received: {self.profile_steps}")
     if not 0.0 < self.label_fraction <= 1.0:
       raise ValueError(f"label_fraction must be in (0, 1]. Received: {self.label_fraction}")
+    if self.dm_clip_length < 2 or self.dm_min_gap < 1 or self.dm_max_gap < self.dm_min_gap:
+      raise ValueError(f"dm_clip_length must be >= 2 and 1 <= dm_min_gap <= dm_max_gap. Received: "
+                       f"{self.dm_clip_length}, {self.dm_min_gap}, {self.dm_max_gap}")
+    if self.dm_intrinsics not in ("learned", "per_video", "given"):
+      raise ValueError(f"dm_intrinsics must be learned, per_video or given. Received: {self.dm_intrinsics!r}")
+    if self.geometry not in ("learned", "ground_truth"):
+      raise ValueError(f"geometry must be learned or ground_truth. Received: {self.geometry!r}")
+    if self.consistency_min_gap < 1 or self.consistency_max_gap < self.consistency_min_gap:
+      raise ValueError(f"consistency gaps need 1 <= consistency_min_gap <= consistency_max_gap. Received: "
+                       f"{self.consistency_min_gap}, {self.consistency_max_gap}")
+    ramp = self.dm_residual_ramp_steps
+    if len(ramp) != 2 or not 0 <= ramp[0] <= ramp[1]:
+      raise ValueError(f"dm_residual_ramp_steps must be BEGIN,END with 0 <= BEGIN <= END. Received: "
+                       f"{self.dm_residual_ramp_steps}")

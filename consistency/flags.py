@@ -49,8 +49,10 @@ flags.DEFINE_list("profile_steps", [], "START,END: write a TensorBoard profiler 
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet"], "Video source of the data-driven stages: "
-                  "the built-in synthetic indoor video, or a ScanNet export (--data_root).")
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet", "cityscapes", "camvid"],
+                  "Video source of the data-driven stages: the built-in synthetic indoor video, or a dataset at "
+                  "--data_root: a ScanNet export, Cityscapes (the folder holding leftImg8bit_sequence/, gtFine/, "
+                  "camera/), or SegNet's CamVid/ folder.")
 flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, generated on first use (default: "
                     "under ~/.cache/video-consistency-segmentation, named after the synthetic settings).")
 flags.DEFINE_integer("synthetic_scenes", 20, "Scenes of the generated synthetic video (80/20 train/val split).")
@@ -61,6 +63,10 @@ flags.DEFINE_integer("width", 160, "Working image width (a multiple of 32 for th
 flags.DEFINE_float("label_fraction", 1.0, "Fraction of training frames whose labels are kept, in (0, 1] (seeded by "
                    "--seed, nested: a smaller fraction keeps a subset of a larger one).")
 flags.DEFINE_integer("eval_max_batches", 0, "Evaluate on at most this many batches of the validation split (0: all).")
+flags.DEFINE_bool("cityscapes_crop", False, "cityscapes: cut every frame to the struct2depth crop (the middle half "
+                  "of the rows, then the centred columns of the --height:--width aspect ratio); K follows exactly.")
+flags.DEFINE_list("camvid_intrinsics", [], "camvid: fx,fy,cx,cy at CamVid's own 480x360 resolution (CamVid has no "
+                  "calibration); default: fx = fy = image width, principal point at the centre.")
 
 flags.DEFINE_enum("backbone", "resnet50", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
                   "ResNet backbone of the segmenter (keras-cv, built from arguments, randomly initialised).")
@@ -70,7 +76,88 @@ flags.DEFINE_integer("nasfpn_filters", 256, "Channels of the NAS-FPN pyramid.")
 flags.DEFINE_integer("nasfpn_repeats", 5, "NAS-FPN repeats (7 merging cells each).")
 flags.DEFINE_integer("head_filters", 128, "Channels of the semantic FPN head.")
 flags.DEFINE_integer("head_groups", 32, "GroupNorm groups of the head (must divide --head_filters).")
-flags.DEFINE_list("class_weights", [], "Per-class weights of the cross-entropy (21 values); default: all 1.")
+flags.DEFINE_list("class_weights", [], "Per-class weights of the cross-entropy (one per class of "
+                  "--dataset: 21 ScanNet / synthetic, 19 Cityscapes, 11 CamVid); default: all 1.")
+
+flags.DEFINE_float("efc_segmentation_weight", 1.0, "efc: weight of the cross-entropy on the labelled frames.")
+flags.DEFINE_float("efc_consistency_weight", 10.0, "efc: lambda_cons, occlusion-masked feature temporal "
+                   "consistency; 0 disables.")
+flags.DEFINE_float("efc_occlusion_weight", 0.4, "efc: lambda_occ, occlusion estimation against the 'leaves the "
+                   "image' target; 0 disables (then set --noefc_occlusion_mask).")
+flags.DEFINE_float("efc_smoothness_weight", 0.5, "efc: lambda_sm, edge-aware flow smoothness; 0 disables.")
+flags.DEFINE_float("efc_photometric_weight", 1.0, "efc: weight of the photometric term G (SSIM + L1); 0 disables.")
+flags.DEFINE_float("efc_occlusion_alpha", 0.2, "efc: alpha of the -alpha exp(-O_est) penalty of the occlusion loss.")
+flags.DEFINE_float("efc_ssim_beta", 0.85, "efc: SSIM share beta of the photometric error G.")
+flags.DEFINE_bool("efc_occlusion_mask", True, "efc: weigh the photometric term by (1 + O_error - O_est) and the "
+                  "consistency term by (1 - O_est); false: no occlusion masking.")
+flags.DEFINE_bool("efc_error_mask", True, "efc: add O_error = max(O_seg - O_est, 0) from the segmentation "
+                  "disagreement to the photometric weight.")
+flags.DEFINE_bool("efc_mask_gradient", False, "efc: let the photometric and consistency terms differentiate O_est "
+                  "(default: O_est is learned from the occlusion loss alone).")
+flags.DEFINE_bool("efc_flow_only", False, "efc: train the flow branch alone (flow ablation 'UL'): no cross-entropy, "
+                  "no consistency term, no O_error, whatever their flags say; the encoder learns from the flow "
+                  "losses.")
+flags.DEFINE_bool("efc_flow_trains_encoder", True, "efc: the flow losses reach the shared encoder through the "
+                  "features the flow branch reads; false: stop_gradient there.")
+flags.DEFINE_float("efc_labelled_pairs", 0.5, "efc: fraction of each batch's pairs that start at a labelled frame "
+                   "(EFC: 5 of 10); the rest are random pairs of the video.")
+flags.DEFINE_integer("efc_min_gap", 1, "efc: smallest frame gap of a training pair.")
+flags.DEFINE_integer("efc_max_gap", 5, "efc: largest frame gap of a training pair (uniform in [min, max]).")
+flags.DEFINE_integer("efc_eval_gap", 2, "efc: frame gap of the evaluation pairs (flow EPE, Fl, occlusion F1).")
+flags.DEFINE_list("efc_loss_levels", ["0", "2", "3", "4", "5"], "efc: levels of the photometric, smoothness and "
+                  "occlusion terms (0 = full resolution, l = 1/2^l).")
+flags.DEFINE_list("efc_consistency_levels", ["2", "3", "4"], "efc: encoder levels of the feature consistency term "
+                  "(EFC's shared encoder, ResNet layers 1-3, is levels 2-4).")
+flags.DEFINE_list("efc_flow_levels", ["2", "3", "4", "5"], "efc: consecutive levels the flow branch predicts at.")
+flags.DEFINE_integer("efc_correlation_level", 3, "efc: encoder level of the correlation layer.")
+flags.DEFINE_integer("efc_max_displacement", 4, "efc: correlation radius in pixels of that level.")
+flags.DEFINE_integer("efc_displacement_stride", 1, "efc: step between correlation displacements.")
+flags.DEFINE_integer("efc_flow_filters", 32, "efc: width of the flow decoder at its finest level (x2 per level).")
+
+flags.DEFINE_integer("dm_clip_length", 3, "depth_motion: frames per training clip (3: triplets as the original, "
+                     "4 directed pairs; 2: pairs).")
+flags.DEFINE_integer("dm_min_gap", 1, "depth_motion: smallest frame gap between consecutive clip frames (also the "
+                     "evaluation gap).")
+flags.DEFINE_integer("dm_max_gap", 1, "depth_motion: largest frame gap (drawn uniformly per clip).")
+flags.DEFINE_enum("dm_intrinsics", "learned", ["learned", "per_video", "given"],
+                  "depth_motion: learned = the motion network's intrinsics head (one K per frame pair, the "
+                  "original); per_video = one learned K per training video (the later code's table; colour "
+                  "augmentation only, since a flip or crop changes K); given = K from the data.")
+flags.DEFINE_bool("dm_residual_translation", False, "depth_motion: predict the residual translation field (moving "
+                  "objects). Static indoor scenes need none.")
+flags.DEFINE_list("dm_residual_ramp_steps", ["10000", "20000"], "depth_motion: BEGIN,END: the residual field is 0 "
+                  "before BEGIN and ramps linearly to full at END (the later code's schedule).")
+flags.DEFINE_bool("dm_motion_uses_depth", False, "depth_motion: the motion network also sees both frames' depth "
+                  "(8 input channels, the later code).")
+flags.DEFINE_enum("dm_loss_preset", "original", ["original", "later"], "depth_motion: loss weights of the original "
+                  "code or of its successor (depth_motion/losses.py WEIGHT_PRESETS).")
+flags.DEFINE_list("dm_loss_weights", [], "depth_motion: term=weight overrides of the preset, e.g. "
+                  "rgb=1.0,depth_consistency=0 (terms: rgb, ssim, depth_smoothness, depth_consistency, "
+                  "motion_smoothness, motion_drift, rotation_cycle, translation_cycle).")
+flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "
+                   "normalization (0 disables the noise).")
+flags.DEFINE_integer("dm_noise_ramp_steps", 10000, "depth_motion: steps over which that noise ramps up "
+                     "(quadratically).")
+flags.DEFINE_bool("dm_augment", True, "depth_motion: augment training clips (colour jitter, flip, scale-and-crop "
+                  "with K kept right; colour only with --dm_intrinsics=per_video).")
+
+flags.DEFINE_enum("geometry", "learned", ["learned", "ground_truth"], "consistency: where correspondences come from: "
+                  "the depth_motion stage's networks, or the data's depth, poses and K (an oracle on synthetic data).")
+flags.DEFINE_float("consistency_weight", 1.0, "consistency: weight of the 4D consistency loss against the "
+                   "cross-entropy on labelled frames.")
+flags.DEFINE_float("consistency_uniform", 0.2, "consistency: weight of the uniform L1 term (paper: 0.2).")
+flags.DEFINE_float("consistency_label_prior", 0.4, "consistency: weight of the label-prior L1 term (paper: 0.4).")
+flags.DEFINE_float("consistency_edge_prior", 0.4, "consistency: weight of the edge-prior L1 term (paper: 0.4).")
+flags.DEFINE_float("consistency_cross_entropy", 0.0, "consistency: weight of the pseudo-label cross-entropy of the "
+                   "warped logits (the paper's ablation alternative).")
+flags.DEFINE_integer("consistency_min_gap", 1, "consistency: smallest frame gap of the unlabeled pairs.")
+flags.DEFINE_integer("consistency_max_gap", 3, "consistency: largest frame gap of the unlabeled pairs.")
+flags.DEFINE_string("consistency_teacher_dir", "", "consistency: the depth_motion stage directory whose networks "
+                    "give the learned geometry (default <model_dir>/depth_motion).")
+flags.DEFINE_string("consistency_init_dir", "", "consistency: checkpoint (directory) the segmenter starts from "
+                    "(default <model_dir>/segmentation, the baseline, as the paper; 'none': from scratch).")
+flags.DEFINE_bool("consistency_train_teachers", False, "consistency: let the consistency loss train the depth and "
+                  "motion networks too (default: frozen, no gradient reaches them).")
 
 
 def _parse_warm_start(items):
@@ -81,6 +168,19 @@ def _parse_warm_start(items):
       raise ValueError(f"--warm_start entries must be part=checkpoint. Received: {item!r}")
     parts.append((part, path))
   return tuple(parts)
+
+
+def _parse_loss_weights(items):
+  weights = []
+  for item in items:
+    term, sep, value = item.partition("=")
+    try:
+      weights.append((term, float(value)))
+    except ValueError:
+      raise ValueError(f"--dm_loss_weights entries must be term=number. Received: {item!r}") from None
+    if not sep or not term:
+      raise ValueError(f"--dm_loss_weights entries must be term=number. Received: {item!r}")
+  return tuple(weights)
 
 
 def _numbers(kind, what):
@@ -98,7 +198,13 @@ _LIST_PARSERS = {
     "backbone_filters": _numbers(int, "integers"),
     "backbone_blocks": _numbers(int, "integers"),
     "class_weights": _numbers(float, "numbers"),
+    "camvid_intrinsics": _numbers(float, "numbers (fx,fy,cx,cy)"),
     "warm_start": lambda name, values: _parse_warm_start(values),
+    "efc_loss_levels": _numbers(int, "integers"),
+    "efc_consistency_levels": _numbers(int, "integers"),
+    "efc_flow_levels": _numbers(int, "integers"),
+    "dm_residual_ramp_steps": _numbers(int, "integers (BEGIN,END)"),
+    "dm_loss_weights": lambda name, values: _parse_loss_weights(values),
 }
 
 

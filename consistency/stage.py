@@ -48,6 +48,11 @@ class Stage(abc.ABC):
     """Names of the models the optimizer updates (default: all); the others are frozen."""
     return None
 
+  def initial_checkpoints(self):
+    """(part, checkpoint prefix or directory) pairs: where models start when the stage is not resuming, e.g. a
+    segmenter from an earlier stage. Every variable of each part must be restored. --warm_start overrides a part."""
+    return ()
+
   @abc.abstractmethod
   def train_dataset(self, start_step):
     """tf.data.Dataset of global batches (the loop splits them over replicas), infinite, positioned so that a run

@@ -94,7 +94,8 @@ class Trainer:
   # Checkpoints.
 
   def restore_or_warm_start(self):
-    """Resumes from the latest checkpoint of the stage directory, else applies the configured warm starts.
+    """Resumes from the latest checkpoint of the stage directory, else applies the stage's initial checkpoints and
+    the configured warm starts.
 
     Returns:
       The restored checkpoint path, or None.
@@ -104,7 +105,9 @@ class Trainer:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("Resumed %s from %s at step %d.", self.stage.name, latest, int(self.step.numpy()))
       return latest
-    for part, path in self.config.warm_start:
+    starts = dict(self.stage.initial_checkpoints())
+    starts.update(self.config.warm_start)
+    for part, path in starts.items():
       self.warm_start(part, path)
     return None
 
@@ -114,13 +117,13 @@ class Trainer:
       raise ValueError(f"--warm_start names {part!r}, but stage {self.stage.name} has models {sorted(self.models)}.")
     source = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
     if not source or not tf.io.gfile.exists(source + ".index"):
-      raise FileNotFoundError(f"--warm_start {part}={path}: no checkpoint there (expected a checkpoint prefix with an "
-                              ".index file, or a directory holding one).")
+      raise FileNotFoundError(f"{self.stage.name}: warm start {part}={path}: no checkpoint there (expected a "
+                              "checkpoint prefix with an .index file, or a directory holding one).")
     try:
       status = tf.train.Checkpoint(**{part: self.models[part]}).read(source)
       status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
-      raise ValueError(f"--warm_start {part}={source}: the checkpoint does not hold every variable of {part!r} "
+      raise ValueError(f"{self.stage.name}: warm start {part}={source}: the checkpoint does not hold every variable of {part!r} "
                        f"(different architecture or model name?): {str(e)[:500]}") from None
     status.expect_partial()
     logging.info("Warm-started %s from %s.", part, source)
@@ -148,7 +151,9 @@ class Trainer:
       if loss_scaling:
         scaled = self.optimizer.scale_loss(scaled)
     grads = tape.gradient(scaled, self.variables)
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
+    # Missing gradients are zeros; sparse ones (tf.gather of a table, e.g. per-video intrinsics) are densified, so
+    # every gradient all-reduces, clips and scales alike.
+    grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
     grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
     scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaling else tf.constant(1.0)
     grad_norm = tf.linalg.global_norm(grads) / scale

@@ -5,15 +5,16 @@ Every training stage reads one batch dictionary (see the README):
   intrinsics  [B, 3, 3]        K at the working resolution (after augmentation)
   label       [B, T, H, W] int32, labels.IGNORE_LABEL where a frame is unlabeled
   has_label   [B, T] bool      the frame's label is kept (label-fraction selection)
-  depth       [B, T, H, W] float32 metres, 0 = missing          } ground truth, with
-  pose        [B, T, 4, 4] float32 camera-to-world              } include_ground_truth
+  depth       [B, T, H, W] float32 metres, 0 = missing          } ground truth, with include_ground_truth;
+  pose        [B, T, 4, 4] float32 camera-to-world              } a source without depth gives zeros (missing),
+                                                                } one without poses NaN (unknown)
   scene_index [B] int32, frame_id [B, T] int64                  where the clip came from
 T is the clip length (2 for pairs, 3 for triplets). Frames t and t + 1 of a clip are `gap` frames apart in the
 scene, gap fixed or uniform in a range per clip (EFC samples 1..5).
 
-Labels are kept on a deterministic, seeded fraction of all frames (`select_labelled_frames`): the others are
-unlabeled and reach the model only through the unsupervised terms. `labelled_frames` streams just the labelled
-frames (T = 1) for the supervised term.
+Labels are kept on a deterministic, seeded fraction of the frames that have labels (`select_labelled_frames`; in
+a Cityscapes snippet only the 20th frame has one): the others are unlabeled and reach the model only through the
+unsupervised terms. `labelled_frames` streams just the labelled frames (T = 1) for the supervised term.
 """
 
 import dataclasses
@@ -67,7 +68,7 @@ class ClipConfig:
 
 
 def select_labelled_frames(scenes, fraction, seed):
-  """Which frames keep their labels: exactly round(fraction * n) of the n labelled frames (at least one).
+  """Which frames keep their labels: exactly round(fraction * n) of the n frames with a label (at least one).
 
   The choice is a seeded permutation of all (scene, frame) pairs in a canonical order, so it is deterministic, does
   not depend on the order `scenes` are given in, and is nested: a smaller fraction keeps a subset of a larger one.
@@ -80,8 +81,7 @@ def select_labelled_frames(scenes, fraction, seed):
   Returns:
     A set of (scene name, frame id).
   """
-  candidates = sorted((scene.name, int(frame_id)) for scene in scenes if scene.has_labels
-                      for frame_id in scene.frame_ids)
+  candidates = sorted((scene.name, int(frame_id)) for scene in scenes for frame_id in scene.labelled_frame_ids())
   if not candidates:
     return set()
   count = max(1, int(round(fraction * len(candidates))))
@@ -92,7 +92,7 @@ def select_labelled_frames(scenes, fraction, seed):
 def _frame_table(scenes, labelled):
   """All frames of all scenes as flat columns, plus each frame's last index within its scene."""
   columns = {key: [] for key in ("color_path", "depth_path", "label_path", "pose", "frame_id", "scene_index",
-                                 "scene_end", "intrinsics", "label_offset")}
+                                 "scene_end", "intrinsics", "label_offset", "crop")}
   tables, offset, total = [], 0, 0
   for scene_index, scene in enumerate(scenes):
     table = scene.frame_table()
@@ -101,7 +101,7 @@ def _frame_table(scenes, labelled):
     tables.append(np.asarray(label_table, np.int32))
     kept = np.array([(scene.name, int(f)) in labelled for f in scene.frame_ids], bool)
     columns["label_path"].append(np.where(kept, table["label_path"], ""))
-    for key in ("color_path", "depth_path", "pose", "frame_id", "intrinsics"):
+    for key in ("color_path", "depth_path", "pose", "frame_id", "intrinsics", "crop"):
       columns[key].append(table[key])
     columns["scene_index"].append(np.full(n, scene_index, np.int32))
     columns["scene_end"].append(np.full(n, total + n - 1, np.int64))
@@ -149,7 +149,7 @@ class ClipSource:
     frame = scannet.load_frame(
         frames["color_path"][index], frames["depth_path"][index], frames["label_path"][index],
         intrinsics=frames["intrinsics"][index], size=(self.config.height, self.config.width),
-        label_table=self._label_tables[offset:offset + size])
+        label_table=self._label_tables[offset:offset + size], crop=frames["crop"][index])
     frame["pose"] = frames["pose"][index]
     return frame
 

@@ -1,15 +1,17 @@
 """Summarise a dataset on disk and draw a contact sheet of one clip, to check data before training on it.
 
   python -m datasets.inspect --dataset=scannet --root=/data/scannet --split=val --output=sheet.png
+  python -m datasets.inspect --dataset=cityscapes|camvid|kitti_flow --root=DIR [--split=train|val|test]
 
 Prints the scenes and frames, image resolutions, the range of the intrinsics and the class pixel frequencies over a
 sample of frames, then writes a PNG with one column per frame of a clip and rows RGB, depth, labels, ground-truth
 flow to the next frame and its visibility (white: visible in the next frame, grey: hidden there, black: no depth or
-leaves the image). Malformed data ends the command with one message naming the file, and exit status 1.
+leaves the image). KITTI flow pairs get a row of their ground-truth flow instead. Malformed data ends the command with
+one message naming the file, and exit status 1.
 
-Datasets are a small registry (`READERS`): a new reader (Cityscapes, CamVid, KITTI) adds an entry whose scenes offer
-`name`, `frame_ids`, `num_frames`, `color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset
-lacks (depth, pose) are left out of the sheet.
+Datasets are a small registry (`READERS`): each entry's scenes offer `name`, `frame_ids`, `num_frames`,
+`color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset lacks (depth, pose, labels) are left
+out of the sheet.
 """
 
 import collections
@@ -25,7 +27,10 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow as tf
 
+from datasets import camvid
+from datasets import cityscapes
 from datasets import ground_truth
+from datasets import kitti_flow
 from datasets import labels as labels_lib
 from datasets import scannet
 from datasets import visualize
@@ -38,13 +43,24 @@ class DatasetReader:
   Attributes:
     description: one line for the help text.
     scenes: (root, split or None) -> iterable of scenes (see the module docstring).
-    class_names: names of the label classes.
+    class_set: the dataset whose classes the labels hold (`labels.class_names`, `visualize.palette`), or None for
+      a dataset without labels.
+    splits: the --split values the dataset has.
     ignore_label: label value of unlabeled pixels.
   """
   description: str
   scenes: Callable
-  class_names: tuple = labels_lib.CLASS_NAMES
+  class_set: str | None = "scannet"
+  splits: tuple = scannet.SPLITS
   ignore_label: int = labels_lib.IGNORE_LABEL
+
+  @property
+  def class_names(self):
+    return labels_lib.class_names(self.class_set) if self.class_set else ()
+
+  @property
+  def palette(self):
+    return visualize.palette(self.class_set) if self.class_set else np.zeros([0, 3], np.uint8)
 
 
 READERS = {
@@ -52,6 +68,12 @@ READERS = {
                              scannet.iter_scenes),
     "synthetic": DatasetReader("The built-in synthetic video, written by datasets.synthetic in the ScanNet layout.",
                                scannet.iter_scenes),
+    "cityscapes": DatasetReader("Cityscapes 30-frame snippets (the folder holding leftImg8bit_sequence/, gtFine/, "
+                                "camera/).", cityscapes.iter_scenes, "cityscapes", cityscapes.SPLITS),
+    "camvid": DatasetReader("CamVid in SegNet's split (the CamVid/ folder holding train.txt, train/, trainannot/, "
+                            "...).", camvid.iter_scenes, "camvid", camvid.SPLITS),
+    "kitti_flow": DatasetReader("KITTI optical flow 2015 pairs with ground-truth flow (the folder holding "
+                                "training/).", kitti_flow.iter_scenes, None, tuple(kitti_flow.SPLITS)),
 }
 
 
@@ -74,6 +96,8 @@ def inspect(config, out=None):
   """Prints the summary of `config.root` to `out` (default stdout) and writes the contact sheet; returns the scenes."""
   out = out or sys.stdout
   reader = READERS[config.dataset]
+  if config.split is not None and config.split not in reader.splits:
+    raise labels_lib.DataError(f"--split={config.split}: {config.dataset} has the splits {', '.join(reader.splits)}.")
   scenes = []
   for scene in reader.scenes(config.root, config.split):
     scenes.append(scene)
@@ -97,17 +121,24 @@ def inspect(config, out=None):
 
   color_sizes = collections.Counter(tuple(s.color_size) for s in scenes)
   say("color resolution(s): " + _sizes_text(color_sizes))
-  if all(hasattr(s, "depth_size") for s in scenes):
+  if all(getattr(s, "depth_size", None) for s in scenes):
     say("depth resolution(s): " + _sizes_text(collections.Counter(tuple(s.depth_size) for s in scenes)))
   k = np.stack([np.asarray(s.intrinsics) for s in scenes])
-  params = {"fx": k[:, 0, 0], "fy": k[:, 1, 1], "cx": k[:, 0, 2], "cy": k[:, 1, 2]}
-  say("intrinsics at full resolution (min .. max): " +
-      ", ".join(f"{n} {v.min():.2f} .. {v.max():.2f}" for n, v in params.items()))
+  known = np.isfinite(k).all(axis=(1, 2))
+  if known.any():
+    k = k[known]
+    params = {"fx": k[:, 0, 0], "fy": k[:, 1, 1], "cx": k[:, 0, 2], "cy": k[:, 1, 2]}
+    say("intrinsics at full resolution (min .. max): " +
+        ", ".join(f"{n} {v.min():.2f} .. {v.max():.2f}" for n, v in params.items()) +
+        ("" if known.all() else f" ({int(np.sum(~known))} scenes without calibration)"))
+  else:
+    say("intrinsics: unknown (no calibration files)")
 
-  _print_class_frequencies(scenes, config, reader, say)
+  if reader.class_names:
+    _print_class_frequencies(scenes, config, reader, say)
 
   if config.output:
-    _write_contact_sheet(scenes, config, say)
+    _write_contact_sheet(scenes, config, reader, say)
   return scenes
 
 
@@ -117,11 +148,17 @@ def _scene_line(scene):
   if skipped:
     parts.append(f"{len(skipped)} skipped (non-finite pose: {scannet.format_ids(skipped, max_ranges=3)})")
   parts.append("color {}x{}".format(*scene.color_size))
-  if hasattr(scene, "depth_size"):
+  if getattr(scene, "depth_size", None):
     parts.append("depth {}x{}".format(*scene.depth_size))
+  if getattr(scene, "has_flow", False):
+    parts.append("ground-truth flow")
   source = getattr(scene, "label_source", None)
+  label_paths = getattr(scene, "label_paths", None)
+  labelled = sum(1 for path in label_paths if path) if label_paths else 0
   parts.append({None: "no labels", scannet.LABEL_NYU40: "labels label/ (NYU40)",
                 scannet.LABEL_RAW: "labels label-filt/ (raw ids via tsv)"}.get(source, f"labels {source}"))
+  if source is not None and labelled < scene.num_frames:
+    parts[-1] += f" on {labelled} frame{'s' if labelled != 1 else ''}"
   return ", ".join(parts)
 
 
@@ -129,8 +166,16 @@ def _sizes_text(counter):
   return ", ".join(f"{h}x{w} ({n} scene{'s' if n > 1 else ''})" for (h, w), n in counter.most_common())
 
 
+def _labelled_indices(scene):
+  """Indices of the frames of `scene` that have a label file."""
+  label_paths = getattr(scene, "label_paths", None) or ()
+  return [index for index, path in enumerate(label_paths) if path]
+
+
 def _print_class_frequencies(scenes, config, reader, say):
-  frames = [(scene, index) for scene in scenes for index in range(scene.num_frames)]
+  # Sampled among the frames with labels (one in 30 in Cityscapes), or among all frames when none has any.
+  frames = [(scene, index) for scene in scenes for index in _labelled_indices(scene)]
+  frames = frames or [(scene, index) for scene in scenes for index in range(scene.num_frames)]
   count = min(config.num_samples, len(frames))
   if count == 0:
     return
@@ -162,7 +207,7 @@ def _print_class_frequencies(scenes, config, reader, say):
     say(f"  ignored pixels: {ignored}")
 
 
-def _write_contact_sheet(scenes, config, say):
+def _write_contact_sheet(scenes, config, reader, say):
   if config.scene:
     matches = [s for s in scenes if s.name == config.scene]
     if not matches:
@@ -171,8 +216,12 @@ def _write_contact_sheet(scenes, config, say):
   else:
     scene = next((s for s in scenes if s.num_frames > 1), scenes[0])
   length = min(config.clip_length, scene.num_frames)
-  frames = [scene.load(index, config.size) for index in range(length)]
-  sheet = contact_sheet(frames, [f"frame {f['frame_id']}" for f in frames], title=scene.name)
+  # The clip shows the scene's first labelled frame (Cityscapes: the 20th) when there is one.
+  labelled = _labelled_indices(scene)
+  start = min(max(0, labelled[0] - length // 2), scene.num_frames - length) if labelled else 0
+  frames = [scene.load(index, config.size) for index in range(start, start + length)]
+  sheet = contact_sheet(frames, [f"frame {f['frame_id']}" for f in frames], title=scene.name,
+                        class_names=reader.class_names, palette=reader.palette)
   directory = os.path.dirname(os.path.abspath(config.output))
   os.makedirs(directory, exist_ok=True)
   Image.fromarray(sheet).save(config.output)
@@ -189,21 +238,26 @@ _BACKGROUND = (32, 32, 32)
 _TEXT = (235, 235, 235)
 
 
-def contact_sheet(frames, column_titles, title=""):
+def contact_sheet(frames, column_titles, title="", class_names=labels_lib.CLASS_NAMES, palette=visualize.PALETTE):
   """[height, width, 3] uint8 grid: one column per frame, one row per kind of data, and a legend of the classes seen.
 
   Args:
     frames: `load`ed frames of one clip (dicts with `image` [H, W, 3] and optionally `depth`, `label`, `pose`,
-      `intrinsics`), consecutive.
+      `intrinsics`; the first frame optionally `flow` [H, W, 2] and `flow_valid` [H, W]), consecutive.
     column_titles: one title per frame.
     title: drawn in the top-left corner (e.g. the scene name).
+    class_names, palette: the dataset's classes and their colours.
   """
   rows = [("RGB", [tf.image.convert_image_dtype(f["image"], tf.uint8, saturate=True).numpy() for f in frames])]
   if "depth" in frames[0]:
     rows.append(("depth", list(visualize.colorize_depth(tf.stack([f["depth"] for f in frames])).numpy())))
-  has_labels = "label" in frames[0]
+  has_labels = "label" in frames[0] and any(bool(f.get("has_label", True)) for f in frames)
   if has_labels:
-    rows.append(("labels", list(visualize.colorize_labels(tf.stack([f["label"] for f in frames])).numpy())))
+    labels = tf.stack([f["label"] for f in frames])
+    rows.append(("labels", list(visualize.colorize_labels(labels, palette).numpy())))
+  if "flow" in frames[0]:
+    flow = visualize.colorize_flow(frames[0]["flow"], frames[0].get("flow_valid")).numpy()
+    rows.append(("ground-truth\nflow", [flow] + [None] * (len(frames) - 1)))
   if len(frames) > 1 and all(k in frames[0] for k in ("depth", "pose", "intrinsics")):
     stack = lambda key, part: tf.stack([f[key] for f in (frames[:-1] if part == "source" else frames[1:])])
     match = ground_truth.correspondence(stack("depth", "source"), stack("pose", "source"), stack("pose", "target"),
@@ -223,7 +277,7 @@ def contact_sheet(frames, column_titles, title=""):
   legend_classes = []
   if has_labels:
     seen = np.unique(np.concatenate([f["label"].numpy().ravel() for f in frames]))
-    legend_classes = [int(c) for c in seen if 0 <= c < labels_lib.NUM_CLASSES]
+    legend_classes = [int(c) for c in seen if 0 <= c < len(class_names)]
   legend_rows = -(-len(legend_classes) // 4)
   sheet_h = _MARGIN_TOP + len(rows) * (cell_h + _GAP) + legend_rows * 16 + (_GAP if legend_rows else 0)
   sheet_w = _MARGIN_LEFT + len(frames) * (cell_w + _GAP)
@@ -243,8 +297,8 @@ def contact_sheet(frames, column_titles, title=""):
   top = _MARGIN_TOP + len(rows) * (cell_h + _GAP)
   for i, class_id in enumerate(legend_classes):
     x, y = 4 + (i % 4) * 130, top + (i // 4) * 16
-    draw.rectangle([x, y + 2, x + 10, y + 12], fill=tuple(int(v) for v in visualize.PALETTE[class_id]))
-    draw.text((x + 14, y + 1), labels_lib.CLASS_NAMES[class_id], fill=_TEXT)
+    draw.rectangle([x, y + 2, x + 10, y + 12], fill=tuple(int(v) for v in palette[class_id]))
+    draw.text((x + 14, y + 1), class_names[class_id], fill=_TEXT)
   return np.asarray(sheet)
 
 
@@ -256,9 +310,12 @@ def define_flags():
   next to the training flags (which also have --dataset, --height, --width)."""
   flags.DEFINE_enum("dataset", "scannet", sorted(READERS),
                     "Dataset format of --root: " + "; ".join(f"{k}: {v.description}" for k, v in READERS.items()))
-  flags.DEFINE_string("root", None, "Dataset root: the folder holding the scene folders (and split files, label tsv).")
-  flags.DEFINE_enum("split", None, list(scannet.SPLITS),
-                    "Only the scenes of this split (scannetv2_<split>.txt at the root); every scene when not given.")
+  flags.DEFINE_string("root", None, "Dataset root as distributed: scannet: the folder holding the scene folders "
+                      "(and split files, label tsv); cityscapes: the folder holding leftImg8bit_sequence/; camvid: "
+                      "SegNet's CamVid/ folder; kitti_flow: the folder holding training/.")
+  flags.DEFINE_enum("split", None, sorted({s for reader in READERS.values() for s in reader.splits}),
+                    "Only the scenes of this split (scannet: scannetv2_<split>.txt at the root; kitti_flow: train = "
+                    "training/, test = testing/); every scene (kitti_flow: training/) when not given.")
   flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
   flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
                        lower_bound=8)

@@ -1,10 +1,17 @@
-"""The 21 ScanNet benchmark classes and the tables that map stored label ids onto them.
+"""The class sets of every dataset (ScanNet's 21, Cityscapes' 19, CamVid's 11) and the tables that map stored label ids
+onto them.
 
 ScanNet stores 2-D labels in one of two id spaces:
   label/<i>.png       NYU40 ids (8-bit), as ScanNet's 2d_helpers and the scannet_frames_25k subset write them;
   label-filt/<i>.png  raw ScanNet label ids (16-bit), mapped to NYU40 by `scannetv2-labels.combined.tsv`.
 The benchmark keeps 20 NYU40 classes (class ids 1..20 in the order below); every other NYU40 id, and 0 (unannotated),
 is class 0 "background". `IGNORE_LABEL` marks pixels (or whole frames) without a label, project-wide.
+
+Cityscapes stores label ids 0..33 (`gtFine/..._labelIds.png`); 19 of them are the train classes, every other id is
+ignored. CamVid (SegNet's split) stores class ids 0..10 and 11 = void, which is ignored. A stored value that a dataset
+never writes maps to `INVALID_LABEL` in its table: the frame loader fails on it, naming the file.
+
+`class_names(dataset)` and `num_classes(dataset)` give the class set a dataset trains on.
 """
 
 import csv
@@ -24,6 +31,9 @@ CLASS_NAMES = (
 
 # NYU40 id of classes 1..20 (class 0, background, gathers every other id).
 BENCHMARK_NYU40_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+
+# Table entry of a stored label value that the dataset never writes: loading such a label image fails.
+INVALID_LABEL = -1
 
 # Name of ScanNet's label mapping file, found at the dataset root.
 LABEL_TSV_NAME = "scannetv2-labels.combined.tsv"
@@ -99,3 +109,69 @@ def read_label_tsv(path):
 def raw_to_class_table(raw_to_nyu40):
   """[max_id + 1] int32 raw ScanNet id -> benchmark class, composing a `read_label_tsv` table with NYU40_TO_CLASS."""
   return NYU40_TO_CLASS[np.asarray(raw_to_nyu40, np.int64)].astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Cityscapes and CamVid.
+
+CITYSCAPES_CLASS_NAMES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation", "terrain",
+    "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
+# Cityscapes label id of train ids 0..18 (cityscapesScripts' labels.py); ids 0..33 exist, the others are ignored.
+CITYSCAPES_TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+CITYSCAPES_MAX_LABEL_ID = 33
+
+CAMVID_CLASS_NAMES = (
+    "sky", "building", "pole", "road", "sidewalk", "tree", "sign symbol", "fence", "car", "pedestrian", "bicyclist",
+)
+# SegNet's CamVid annotations: class ids 0..10, and 11 = void (ignored).
+CAMVID_VOID_ID = 11
+
+
+def _cityscapes_table():
+  table = np.full([256], INVALID_LABEL, np.int32)
+  table[:CITYSCAPES_MAX_LABEL_ID + 1] = IGNORE_LABEL
+  table[list(CITYSCAPES_TRAIN_LABEL_IDS)] = np.arange(len(CITYSCAPES_TRAIN_LABEL_IDS))
+  table.setflags(write=False)
+  return table
+
+
+def _camvid_table():
+  table = np.full([256], INVALID_LABEL, np.int32)
+  table[:CAMVID_VOID_ID] = np.arange(CAMVID_VOID_ID)
+  table[CAMVID_VOID_ID] = IGNORE_LABEL
+  table.setflags(write=False)
+  return table
+
+
+# [256] int32: 8-bit stored value -> train class, IGNORE_LABEL, or INVALID_LABEL (a value the dataset never writes).
+CITYSCAPES_LABEL_ID_TO_CLASS = _cityscapes_table()
+CAMVID_TO_CLASS = _camvid_table()
+
+assert len(CITYSCAPES_CLASS_NAMES) == len(CITYSCAPES_TRAIN_LABEL_IDS) == 19 and len(CAMVID_CLASS_NAMES) == 11
+
+# Class names of each dataset's training labels (synthetic data is written in ScanNet's layout and classes).
+_CLASS_NAMES = {
+    "scannet": CLASS_NAMES,
+    "synthetic": CLASS_NAMES,
+    "cityscapes": CITYSCAPES_CLASS_NAMES,
+    "camvid": CAMVID_CLASS_NAMES,
+}
+
+
+def class_names(dataset):
+  """The class names of `dataset` ("scannet", "synthetic", "cityscapes" or "camvid"), in class id order."""
+  if dataset not in _CLASS_NAMES:
+    raise ValueError(f"No class set for dataset {dataset!r}; expected one of {sorted(_CLASS_NAMES)}.")
+  return _CLASS_NAMES[dataset]
+
+
+def num_classes(dataset):
+  """The number of classes `dataset` trains on (21 ScanNet / synthetic, 19 Cityscapes, 11 CamVid)."""
+  return len(class_names(dataset))
+
+
+def defined_ids(table):
+  """Sorted stored values that a label table defines (entries other than INVALID_LABEL)."""
+  return [int(i) for i in np.flatnonzero(np.asarray(table) != INVALID_LABEL)]

@@ -17,7 +17,12 @@ inputs are exactly the columns of `SceneIndex.frame_table()`.
 
 Color and depth cameras: ScanNet's depth (640x480) and color (1296x968) images come from different sensors. Like
 ScanNet's own 2-D exports, this reader treats them as registered: both are resized to one working resolution and share
-the color intrinsics scaled to that resolution.
+the color intrinsics scaled to that resolution. Labels (label/ at 1296x968 or label-filt/ at 640x480, whichever the
+export holds) are resized by nearest neighbour to the same working resolution.
+
+`SceneIndex` and `load_frame` also serve the other datasets' readers (cityscapes.py, camvid.py): a scene may lack
+depth (`depth_paths` None: depth loads as zeros, which means missing), poses (`poses` None: the frame table holds NaN
+poses, meaning unknown) and labels on some frames (`label_paths` entries ""), and may ask for the struct2depth crop.
 """
 
 import dataclasses
@@ -30,6 +35,7 @@ from PIL import Image
 import tensorflow as tf
 
 from datasets import labels as labels_lib
+from datasets import png
 from datasets.labels import DataError
 from depth_motion import geometry
 
@@ -63,16 +69,19 @@ class SceneIndex:
     name: scene name, the folder's name (e.g. "scene0000_00").
     directory: the scene folder.
     frame_ids: [N] sorted frame ids (file stems) of the usable frames.
-    color_paths, depth_paths: [N] file paths.
-    label_paths: [N] file paths, or None when the scene has no labels.
-    poses: [N, 4, 4] float32 camera-to-world.
+    color_paths: [N] file paths.
+    depth_paths: [N] file paths, or None when the dataset has no depth (it loads as zeros: missing).
+    label_paths: [N] file paths ("" for a frame without a label), or None when the scene has no labels.
+    poses: [N, 4, 4] float32 camera-to-world, or None when the dataset has no poses (`frame_table` gives NaN).
     intrinsics: [3, 3] float32 color intrinsics at `color_size`.
-    depth_intrinsics: [3, 3] float32 depth intrinsics at `depth_size`.
+    depth_intrinsics: [3, 3] float32 depth intrinsics at `depth_size` (None without depth).
     color_size: (height, width) of the first color image.
-    depth_size: (height, width) of the first depth image.
-    label_source: LABEL_NYU40, LABEL_RAW or None: the label folder read.
-    label_table: [M] int32 stored label value -> class in 0..20 (None without labels); feed it to `load_frame`.
+    depth_size: (height, width) of the first depth image (None without depth).
+    label_source: LABEL_NYU40, LABEL_RAW, another reader's label folder name, or None: the labels read.
+    label_table: [M] int32 stored label value -> class, IGNORE_LABEL or INVALID_LABEL (None without labels); feed it
+      to `load_frame`.
     skipped_frame_ids: ids left out because their pose is not finite.
+    crop: load frames with the struct2depth crop (`load_frame`'s `crop`).
   """
   name: str
   directory: str
@@ -88,6 +97,7 @@ class SceneIndex:
   label_source: str | None
   label_table: np.ndarray | None
   skipped_frame_ids: tuple = ()
+  crop: bool = False
 
   @property
   def num_frames(self):
@@ -98,45 +108,77 @@ class SceneIndex:
 
   @property
   def has_labels(self):
-    return self.label_paths is not None
+    """Whether any frame of the scene has a label."""
+    return self.label_paths is not None and any(self.label_paths)
+
+  @property
+  def has_depth(self):
+    return self.depth_paths is not None
+
+  @property
+  def has_poses(self):
+    return self.poses is not None
+
+  def labelled_frame_ids(self):
+    """The ids of the frames that have a label."""
+    if self.label_paths is None:
+      return ()
+    return tuple(i for i, path in zip(self.frame_ids, self.label_paths) if path)
 
   def frame_table(self):
     """Parallel per-frame columns for `tf.data.Dataset.from_tensor_slices`, in frame order.
 
     Returns:
       A dict of NumPy arrays with leading dimension N: `frame_id` [N] int64; `color_path`, `depth_path`,
-      `label_path` [N] str (label_path "" when the scene has no labels); `pose` [N, 4, 4] float32;
-      `intrinsics` [N, 3, 3] float32 (the color K at full resolution, repeated).
+      `label_path` [N] str ("" where the frame has no depth or no label); `pose` [N, 4, 4] float32 (NaN without
+      poses); `intrinsics` [N, 3, 3] float32 (the color K at full resolution, repeated); `crop` [N] bool.
     """
     n = self.num_frames
+    empty = [""] * n
     return {
         "frame_id": np.asarray(self.frame_ids, np.int64),
         "color_path": np.asarray(self.color_paths, dtype=object).astype(str),
-        "depth_path": np.asarray(self.depth_paths, dtype=object).astype(str),
-        "label_path": np.asarray(self.label_paths if self.label_paths else [""] * n, dtype=object).astype(str),
-        "pose": np.array(self.poses, np.float32),
+        "depth_path": np.asarray(self.depth_paths if self.has_depth else empty, dtype=object).astype(str),
+        "label_path": np.asarray(self.label_paths if self.label_paths else empty, dtype=object).astype(str),
+        "pose": np.array(self.poses, np.float32) if self.has_poses else np.full([n, 4, 4], np.nan, np.float32),
         "intrinsics": np.repeat(self.intrinsics[np.newaxis], n, axis=0),
+        "crop": np.full([n], self.crop, bool),
     }
 
   def load(self, index, size):
     """Eagerly loads frame `index` (0..N-1, not a frame id) at `size`; bad files raise a `DataError` naming them.
 
     Returns:
-      `load_frame`'s dict plus `pose` [4, 4] float32 and `frame_id` (int).
+      `load_frame`'s dict plus `pose` [4, 4] float32 and `frame_id` (int); `depth` and `pose` only when the scene
+      has them.
     """
     label_path = self.label_paths[index] if self.label_paths else None
+    depth_path = self.depth_paths[index] if self.has_depth else None
     try:
-      frame = load_frame(self.color_paths[index], self.depth_paths[index], label_path, intrinsics=self.intrinsics,
-                         size=size, label_table=self.label_table)
+      frame = load_frame(self.color_paths[index], depth_path, label_path or None, intrinsics=self.intrinsics,
+                         size=size, label_table=self.label_table, crop=self.crop)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as e:
-      paths = [self.color_paths[index], self.depth_paths[index]] + ([label_path] if label_path else [])
+      paths = [p for p in (self.color_paths[index], depth_path, label_path) if p]
       bad = next((p for p in paths if not _image_is_readable(p)), None)
+      if bad is None and label_path and _LABEL_RANGE_MESSAGE in (e.message or ""):
+        raise DataError(self._label_range_error(label_path)) from None
       where = bad if bad else f"one of {', '.join(paths)}"
       raise DataError(f"Scene {self.name}, frame {self.frame_ids[index]}: cannot decode {where}: "
                       f"{e.message.splitlines()[0] if e.message else e}") from None
-    frame["pose"] = tf.constant(self.poses[index])
+    if not self.has_depth:
+      del frame["depth"]
+    if self.has_poses:
+      frame["pose"] = tf.constant(self.poses[index])
     frame["frame_id"] = self.frame_ids[index]
     return frame
+
+  def _label_range_error(self, label_path):
+    with Image.open(label_path) as image:
+      values = np.unique(np.asarray(image))
+    table = np.asarray(self.label_table)
+    bad = [int(v) for v in values if v >= len(table) or table[v] == labels_lib.INVALID_LABEL]
+    return (f"Scene {self.name}: label image {label_path} holds label id(s) {format_ids(bad, max_ranges=5)} outside "
+            f"the ids this dataset defines (expected ids in {format_ids(labels_lib.defined_ids(table))}).")
 
 
 def _image_is_readable(path):
@@ -151,21 +193,15 @@ def _image_is_readable(path):
 # ----------------------------------------------------------------------------------------------------------------------
 # Frame loading (TensorFlow ops only).
 
+# Start of the message of a label image holding a value its table marks INVALID_LABEL.
+_LABEL_RANGE_MESSAGE = "Label id out of range"
+
+# The struct2depth crop keeps this middle fraction of the rows.
+CROP_ROWS = 0.5
+
 
 def _decode_png_values(encoded):
-  """[H, W] int32 sample values of a single-channel PNG, 8- or 16-bit, as stored.
-
-  `tf.io.decode_png(dtype=uint16)` rescales 8-bit images (v -> 257 v), so the bit depth is read from the IHDR chunk
-  (byte 24 of every PNG) and the matching decoder runs.
-  """
-  # Padded, so that a truncated file reaches decode_png and fails there with a decoding error.
-  header = tf.strings.join([tf.strings.substr(encoded, 0, 25), "\0" * 25])
-  bit_depth = tf.io.decode_raw(header, tf.uint8)[24]
-
-  def decode(dtype):
-    return lambda: tf.cast(tf.io.decode_png(encoded, channels=1, dtype=dtype)[..., 0], tf.int32)
-
-  return tf.cond(bit_depth == 16, decode(tf.uint16), decode(tf.uint8))
+  return png.decode_values(encoded)
 
 
 def _map_labels(values, label_table):
@@ -176,7 +212,34 @@ def _map_labels(values, label_table):
   return tf.where((values >= 0) & (values < size), mapped, 0)
 
 
-def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, label_table=None):
+def crop_box(image_size, size, crop):
+  """Fractions (top, left, bottom, right) of an image that the struct2depth crop keeps; the whole image without it.
+
+  The crop keeps the middle half of the rows (struct2depth's Cityscapes preprocessing, which also drops the ego car's
+  hood) and then the centred columns that give the working aspect ratio `size`, when the image is wider than that.
+
+  Args:
+    image_size: [2] (height, width) of the color image (tensor).
+    size: static working (height, width).
+    crop: bool or scalar bool tensor.
+  """
+  image_size = tf.cast(image_size, tf.float32)
+  kept_width = tf.minimum(1.0, CROP_ROWS * image_size[0] * size[1] / (size[0] * image_size[1]))
+  crop = tf.convert_to_tensor(crop, tf.bool)
+  top = tf.where(crop, (1.0 - CROP_ROWS) / 2.0, 0.0)
+  left = tf.where(crop, (1.0 - kept_width) / 2.0, 0.0)
+  return tf.stack([top, left, 1.0 - top, 1.0 - left])
+
+
+def _crop(image, box):
+  """`image` [h, w, C] cut to the fractional `box`; returns it and the (top, left) offset in pixels."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  top, bottom = tf.cast(tf.round(box[0] * shape[0]), tf.int32), tf.cast(tf.round(box[2] * shape[0]), tf.int32)
+  left, right = tf.cast(tf.round(box[1] * shape[1]), tf.int32), tf.cast(tf.round(box[3] * shape[1]), tf.int32)
+  return image[top:bottom, left:right], (top, left)
+
+
+def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, label_table=None, crop=False):
   """Decodes one frame and brings image, depth, labels and K to the working resolution.
 
   Color and depth are treated as registered (see the module docstring): each is resized to `size` on its own, and
@@ -184,38 +247,59 @@ def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, lab
 
   Args:
     color_path: scalar string (tensor): a JPEG or PNG color image.
-    depth_path: scalar string: a 16-bit PNG of millimetres, 0 = missing.
+    depth_path: scalar string: a 16-bit PNG of millimetres, 0 = missing; None or "" means no depth (zeros).
     label_path: scalar string or None; None or "" means no label (label filled with IGNORE_LABEL).
     intrinsics: [3, 3] color intrinsics at the color image's own resolution.
     size: static (height, width) working resolution.
-    label_table: [M] int stored label value -> class in 0..20 (`SceneIndex.label_table`); None means the labels are
-      NYU40 ids (`labels.NYU40_TO_CLASS`).
+    label_table: [M] int stored label value -> class, IGNORE_LABEL or INVALID_LABEL (`SceneIndex.label_table`); None
+      means the labels are NYU40 ids (`labels.NYU40_TO_CLASS`). A value mapped to INVALID_LABEL fails the load with
+      an InvalidArgumentError naming the file.
+    crop: bool or scalar bool tensor: first cut every image to `crop_box` (the struct2depth crop); K follows exactly.
 
   Returns:
     A dict: `image` [H, W, 3] float32 in [0, 1] (bilinear, antialiased); `depth` [H, W] float32 metres, 0 = missing
-    (nearest); `label` [H, W] int32 in 0..20 or IGNORE_LABEL (nearest); `has_label` scalar bool; `intrinsics`
-    [3, 3] float32 at the working resolution.
+    (nearest); `label` [H, W] int32 class or IGNORE_LABEL (nearest); `has_label` scalar bool; `intrinsics` [3, 3]
+    float32 at the working resolution.
   """
   height, width = int(size[0]), int(size[1])
   size = (height, width)
 
   color = tf.io.decode_image(tf.io.read_file(color_path), channels=3, expand_animations=False)
   color.set_shape([None, None, 3])
+  box = crop_box(tf.shape(color)[:2], size, crop)
+  color, (top, left) = _crop(color, box)
   color_size = tf.shape(color)[:2]
   image = tf.image.resize(tf.image.convert_image_dtype(color, tf.float32), size, method="bilinear", antialias=True)
   image = tf.clip_by_value(image, 0.0, 1.0)
 
-  depth_mm = _decode_png_values(tf.io.read_file(depth_path))
-  depth = tf.image.resize(depth_mm[..., tf.newaxis], size, method="nearest")[..., 0]
-  depth = tf.cast(depth, tf.float32) / DEPTH_SCALE
+  def read_depth():
+    depth_mm, _ = _crop(_decode_png_values(tf.io.read_file(depth_path))[..., tf.newaxis], box)
+    depth = tf.image.resize(depth_mm, size, method="nearest")[..., 0]
+    return tf.cast(depth, tf.float32) / DEPTH_SCALE
+
+  def no_depth():
+    return tf.zeros(size, tf.float32)
+
+  if depth_path is None:
+    depth = no_depth()
+  else:
+    depth = tf.cond(tf.strings.length(depth_path) > 0, read_depth, no_depth)
+  depth = tf.ensure_shape(depth, size)
 
   if label_table is None:
     label_table = labels_lib.NYU40_TO_CLASS
 
   def read_label():
-    values = _decode_png_values(tf.io.read_file(label_path))
-    values = tf.image.resize(values[..., tf.newaxis], size, method="nearest")[..., 0]
-    return _map_labels(values, label_table)
+    values, _ = _crop(_decode_png_values(tf.io.read_file(label_path))[..., tf.newaxis], box)
+    values = tf.image.resize(values, size, method="nearest")[..., 0]
+    label = _map_labels(values, label_table)
+    invalid = label == labels_lib.INVALID_LABEL
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(invalid)),
+        [_LABEL_RANGE_MESSAGE + " in label image", label_path, "holding the id",
+         tf.reduce_max(tf.where(invalid, values, -1)), "which the dataset's label table does not define"])
+    with tf.control_dependencies([check]):
+      return tf.identity(label)
 
   def no_label():
     return tf.fill(size, tf.constant(labels_lib.IGNORE_LABEL, tf.int32))
@@ -227,7 +311,9 @@ def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, lab
     label = tf.cond(has_label, read_label, no_label)
   label = tf.ensure_shape(label, size)
 
-  k = geometry.resize_intrinsics(tf.convert_to_tensor(intrinsics, tf.float32), color_size, size)
+  k = geometry.crop_intrinsics(tf.convert_to_tensor(intrinsics, tf.float32), tf.cast(top, tf.float32),
+                               tf.cast(left, tf.float32))
+  k = geometry.resize_intrinsics(k, color_size, size)
   return {"image": image, "depth": depth, "label": label, "has_label": has_label, "intrinsics": k}
 
 

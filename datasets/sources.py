@@ -1,9 +1,12 @@
-"""Where a stage's scenes come from: a ScanNet-layout root, or the built-in synthetic video generated on first use.
+"""Where a stage's scenes come from: a dataset root (ScanNet, Cityscapes, CamVid), or the built-in synthetic video.
 
-    scenes = sources.load_scenes(sources.SourceSpec(dataset="synthetic", root="", split="train", ...))
+    spec = sources.SourceSpec(dataset="cityscapes", root="/data/cityscapes")
+    scenes = sources.load_scenes(spec, "train")        # scannet.SceneIndex list, for datasets.clips
+    segmenter_classes = sources.num_classes(spec)      # 21, 19 or 11
 
 The synthetic video is written once into its cache directory (complete scenes are skipped on later calls, an
-interrupted generation is finished), then read through the same ScanNet reader as real data.
+interrupted generation is finished), then read through the same ScanNet reader as real data. Every reader returns
+`scannet.SceneIndex` scenes, so the clip pipeline is the same for all.
 """
 
 import dataclasses
@@ -11,10 +14,13 @@ import os
 
 from absl import logging
 
+from datasets import camvid
+from datasets import cityscapes
+from datasets import labels as labels_lib
 from datasets import scannet
 from datasets import synthetic
 
-DATASETS = ("synthetic", "scannet")
+DATASETS = ("synthetic", "scannet", "cityscapes", "camvid")
 CACHE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "video-consistency-segmentation")
 
 
@@ -23,11 +29,14 @@ class SourceSpec:
   """A dataset and how to get it.
 
   Attributes:
-    dataset: "synthetic" or "scannet".
+    dataset: one of DATASETS.
     root: dataset root. synthetic: the cache directory ("" for a default under ~/.cache named after the settings).
+      cityscapes: the folder holding leftImg8bit_sequence/ (gtFine/, camera/); camvid: SegNet's CamVid/ folder.
     synthetic_scenes, synthetic_frames: size of the generated video.
     synthetic_size: (height, width) rendered (the working resolution, so nothing is resized).
     synthetic_seed: generator seed.
+    cityscapes_crop: load Cityscapes frames with the struct2depth crop.
+    camvid_intrinsics: (fx, fy, cx, cy) of CamVid at 480x360, or () for `camvid.default_intrinsics`.
   """
   dataset: str = "synthetic"
   root: str = ""
@@ -35,12 +44,16 @@ class SourceSpec:
   synthetic_frames: int = 100
   synthetic_size: tuple = (128, 160)
   synthetic_seed: int = 0
+  cityscapes_crop: bool = False
+  camvid_intrinsics: tuple = ()
 
   def __post_init__(self):
     if self.dataset not in DATASETS:
       raise ValueError(f"dataset must be one of {DATASETS}. Received: dataset={self.dataset!r}")
-    if self.dataset == "scannet" and not self.root:
-      raise ValueError("dataset=scannet needs a data root (--data_root=/path/to/scannet).")
+    if self.dataset != "synthetic" and not self.root:
+      raise ValueError(f"dataset={self.dataset} needs a data root (--data_root=/path/to/{self.dataset}).")
+    if self.camvid_intrinsics and (len(self.camvid_intrinsics) != 4 or min(self.camvid_intrinsics[:2]) <= 0):
+      raise ValueError(f"camvid_intrinsics must be fx,fy,cx,cy with fx, fy > 0. Received: {self.camvid_intrinsics}")
 
   @property
   def resolved_root(self):
@@ -51,9 +64,23 @@ class SourceSpec:
                                     f"seed{self.synthetic_seed}")
 
 
+def num_classes(spec):
+  """The number of classes the segmenter predicts for `spec`'s dataset (`labels.num_classes`)."""
+  return labels_lib.num_classes(spec.dataset)
+
+
+def class_names(spec):
+  """The class names of `spec`'s dataset, in class id order."""
+  return labels_lib.class_names(spec.dataset)
+
+
 def load_scenes(spec, split=None):
   """The `scannet.SceneIndex` list of `spec` (one split, or all scenes), generating synthetic data if needed."""
   root = spec.resolved_root
+  if spec.dataset == "cityscapes":
+    return cityscapes.read_scenes(root, split, crop=spec.cityscapes_crop)
+  if spec.dataset == "camvid":
+    return camvid.read_scenes(root, split, intrinsics=tuple(spec.camvid_intrinsics) or None)
   if spec.dataset == "synthetic":
     height, width = spec.synthetic_size
     logging.info("Synthetic video in %s (generated on first use).", root)

@@ -39,6 +39,31 @@ PALETTE = np.array([
 PALETTE.setflags(write=False)
 assert len(PALETTE) == labels_lib.NUM_CLASSES
 
+# Cityscapes' own train-id colours (cityscapesScripts labels.py).
+CITYSCAPES_PALETTE = np.array([
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153), (250, 170, 30),
+    (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142),
+    (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+], np.uint8)
+CITYSCAPES_PALETTE.setflags(write=False)
+
+# SegNet's CamVid colours.
+CAMVID_PALETTE = np.array([
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0), (192, 128, 128),
+    (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+], np.uint8)
+CAMVID_PALETTE.setflags(write=False)
+
+_PALETTES = {"scannet": PALETTE, "synthetic": PALETTE, "cityscapes": CITYSCAPES_PALETTE, "camvid": CAMVID_PALETTE}
+assert all(len(p) == labels_lib.num_classes(d) for d, p in _PALETTES.items())
+
+
+def palette(dataset):
+  """[num_classes, 3] uint8 colours of `dataset`'s classes."""
+  if dataset not in _PALETTES:
+    raise ValueError(f"No palette for dataset {dataset!r}; expected one of {sorted(_PALETTES)}.")
+  return _PALETTES[dataset]
+
 # Viridis at 0, 0.1, ..., 1 (matplotlib's values): dark blue = far, yellow = near; never black.
 _VIRIDIS = np.array([
     (68, 1, 84), (72, 36, 117), (65, 68, 135), (53, 95, 141), (42, 120, 142), (33, 145, 140), (34, 168, 132),
@@ -67,19 +92,21 @@ def _to_uint8(rgb):
   return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def colorize_labels(labels):
-  """Class map -> palette colours; IGNORE_LABEL (and anything outside 0..20) is black.
+def colorize_labels(labels, colors=None):
+  """Class map -> palette colours; IGNORE_LABEL (and anything outside the palette) is black.
 
   Args:
     labels: [..., H, W] integer class ids.
+    colors: [C, 3] uint8 palette (`palette(dataset)`); default: the 21 ScanNet classes' PALETTE.
 
   Returns:
     [..., H, W, 3] uint8.
   """
+  colors = PALETTE if colors is None else np.asarray(colors, np.uint8)
   labels = tf.cast(labels, tf.int32)
-  palette = tf.constant(np.concatenate([PALETTE, np.zeros([1, 3], np.uint8)], axis=0))
-  known = (labels >= 0) & (labels < labels_lib.NUM_CLASSES)
-  return tf.gather(palette, tf.where(known, labels, labels_lib.NUM_CLASSES))
+  table = tf.constant(np.concatenate([colors, np.zeros([1, 3], np.uint8)], axis=0))
+  known = (labels >= 0) & (labels < len(colors))
+  return tf.gather(table, tf.where(known, labels, len(colors)))
 
 
 def colorize_depth(depth):

@@ -1,8 +1,9 @@
 """Exports a trained segmenter as a SavedModel that takes uint8 images of any size and returns class maps.
 
     python -m segmentation.export --model_dir=/tmp/run --output_dir=/tmp/segmenter_saved_model [--checkpoint=PATH]
+        [--stage=efc]
 
-Reads what the segmentation stage leaves in `<model_dir>/segmentation/`:
+Reads what the segmentation stage leaves in `<model_dir>/segmentation/` (or the efc stage in `<model_dir>/efc/`):
   segmenter.json      {"config": SegmenterConfig.to_dict(), "input_size": [H, W]} (the training resolution)
   checkpoint, ckpt-N  tf.train.Checkpoint(step=..., optimizer=..., segmenter=<the Keras segmenter>)
 builds the segmenter from the config, restores only its variables from the latest checkpoint (or --checkpoint), and
@@ -48,11 +49,12 @@ INPUT_NAME = "images"
 LABELS_FILE = "labels.json"
 
 
-def read_run(model_dir):
+def read_run(model_dir, stage=STAGE_DIR):
   """The segmenter config and input size of a run.
 
   Args:
-    model_dir: the run's model directory (holding `segmentation/segmenter.json`).
+    model_dir: the run's model directory (holding `<stage>/segmenter.json`).
+    stage: the stage directory that trained the segmenter ("segmentation", or "efc", which writes the same files).
 
   Returns:
     (SegmenterConfig, (height, width)): the architecture and the training resolution.
@@ -61,7 +63,7 @@ def read_run(model_dir):
     FileNotFoundError: naming segmenter.json when it is missing.
     ValueError: naming segmenter.json when it is malformed.
   """
-  path = os.path.join(model_dir, STAGE_DIR, SEGMENTER_JSON)
+  path = os.path.join(model_dir, stage, SEGMENTER_JSON)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"No segmenter description {path}: expected the file that the segmentation stage writes "
                             f"next to its checkpoints, holding {{\"config\": ..., \"input_size\": [H, W]}}.")
@@ -81,8 +83,8 @@ def read_run(model_dir):
   return config, input_size
 
 
-def find_checkpoint(model_dir, checkpoint=None):
-  """The checkpoint prefix to export: `checkpoint` if given, else the latest one of `<model_dir>/segmentation`.
+def find_checkpoint(model_dir, checkpoint=None, stage=STAGE_DIR):
+  """The checkpoint prefix to export: `checkpoint` if given, else the latest one of `<model_dir>/<stage>`.
 
   Raises:
     FileNotFoundError: naming the directory or prefix when there is no checkpoint.
@@ -97,7 +99,7 @@ def find_checkpoint(model_dir, checkpoint=None):
       raise FileNotFoundError(f"No checkpoint {checkpoint}: expected a checkpoint prefix with a {checkpoint}.index "
                               "file (e.g. .../segmentation/ckpt-1000).")
     return checkpoint
-  stage_dir = os.path.join(model_dir, STAGE_DIR)
+  stage_dir = os.path.join(model_dir, stage)
   latest = tf.train.latest_checkpoint(stage_dir)
   if not latest:
     raise FileNotFoundError(f"No checkpoint in {stage_dir}: expected the `checkpoint` file and ckpt-N.index / "
@@ -267,13 +269,15 @@ def save_serving_model(model, input_size, output_dir, metadata=None):
   return output_dir
 
 
-def export(model_dir, output_dir, checkpoint=None):
+def export(model_dir, output_dir, checkpoint=None, stage=STAGE_DIR):
   """Exports the segmenter of a run as a serving SavedModel.
 
   Args:
-    model_dir: the run's model directory; reads `segmentation/segmenter.json` and the checkpoints there.
+    model_dir: the run's model directory; reads `<stage>/segmenter.json` and the checkpoints there.
     output_dir: the SavedModel folder to write (replaced if it holds an earlier SavedModel).
     checkpoint: a checkpoint prefix (or a folder holding checkpoints) to export instead of the latest of the run.
+    stage: the stage directory to read ("segmentation", or "efc": both write segmenter.json and checkpoint the
+      segmenter as "segmenter").
 
   Returns:
     output_dir (absolute).
@@ -282,8 +286,8 @@ def export(model_dir, output_dir, checkpoint=None):
     FileNotFoundError: naming segmenter.json or the checkpoint location when missing.
     ValueError: naming the checkpoint when its variables do not match the config.
   """
-  config, input_size = read_run(model_dir)
-  checkpoint = find_checkpoint(model_dir, checkpoint)
+  config, input_size = read_run(model_dir, stage)
+  checkpoint = find_checkpoint(model_dir, checkpoint, stage)
   logging.info("Building the segmenter (%s) for %dx%d inputs.", config.backbone, *input_size)
   model = segmenter_lib.build_segmenter(config)
   restore_segmenter(model, checkpoint)
@@ -297,11 +301,13 @@ def export(model_dir, output_dir, checkpoint=None):
 
 def define_flags():
   """The command's flags; defined only when run as a program, so importing this module defines none."""
-  flags.DEFINE_string("model_dir", None, "Model directory of a run: reads segmentation/segmenter.json and the latest "
-                      "checkpoint of segmentation/.")
+  flags.DEFINE_string("model_dir", None, "Model directory of a run: reads <stage>/segmenter.json and the latest "
+                      "checkpoint of <stage>/ (--stage, default segmentation).")
   flags.DEFINE_string("output_dir", None, "SavedModel folder to write (an earlier SavedModel there is replaced).")
   flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (e.g. <model_dir>/segmentation/ckpt-1000) to export "
                       "instead of the latest one.")
+  flags.DEFINE_string("stage", STAGE_DIR, "Stage directory of the run that trained the segmenter: segmentation, or "
+                      "efc (its flow branch is not exported).")
   flags.mark_flags_as_required(["model_dir", "output_dir"])
 
 
@@ -310,7 +316,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = flags.FLAGS
   try:
-    export(config.model_dir, config.output_dir, config.checkpoint)
+    export(config.model_dir, config.output_dir, config.checkpoint, config.stage)
   except (OSError, ValueError) as e:
     print(f"segmentation.export: error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -13,6 +13,7 @@ from consistency import config as config_lib
 from consistency import trainer as trainer_lib
 from consistency.stages import toy_regression
 from depth_motion import depth_net
+from depth_motion import intrinsics_table
 from depth_motion import motion_net
 from segmentation import segmenter
 
@@ -37,7 +38,16 @@ def _motion():
   return model, lambda m, training: m(inputs, training=training)["residual_translation"]
 
 
-@pytest.mark.parametrize("build", [_segmenter, _depth, _motion], ids=["segmenter", "depth_net", "motion_net"])
+def _intrinsics_table():
+  def run(model, training):
+    if training:  # the table has no randomness of its own: move it away from its initial values
+      model.params.assign(tf.random.stateless_uniform(model.params.shape, [5, 6], 0.5, 1.5))
+    return model(tf.constant([0, 2, 1]))
+  return intrinsics_table.IntrinsicsTable(3, (64, 64)), run
+
+
+@pytest.mark.parametrize("build", [_segmenter, _depth, _motion, _intrinsics_table],
+                         ids=["segmenter", "depth_net", "motion_net", "intrinsics_table"])
 def test_checkpoint_saves_and_restores_every_variable(tmp_path, build):
   model, run = build()
   run(model, True)  # builds, and moves batch-norm statistics away from their initial values

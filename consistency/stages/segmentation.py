@@ -27,7 +27,8 @@ def source_spec(config):
   """The `sources.SourceSpec` of a TrainConfig (shared by every data-driven stage)."""
   return sources.SourceSpec(dataset=config.dataset, root=config.data_root, synthetic_scenes=config.synthetic_scenes,
                             synthetic_frames=config.synthetic_frames, synthetic_size=(config.height, config.width),
-                            synthetic_seed=config.synthetic_seed)
+                            synthetic_seed=config.synthetic_seed, cityscapes_crop=config.cityscapes_crop,
+                            camvid_intrinsics=config.camvid_intrinsics)
 
 
 def segmenter_config(config):
@@ -36,7 +37,7 @@ def segmenter_config(config):
       backbone=config.backbone, backbone_filters=config.backbone_filters or None,
       backbone_blocks=config.backbone_blocks or None, nasfpn_filters=config.nasfpn_filters,
       nasfpn_repeats=config.nasfpn_repeats, head_filters=config.head_filters, head_groups=config.head_groups,
-      num_classes=labels_lib.NUM_CLASSES, input_size=(config.height, config.width))
+      num_classes=sources.num_classes(source_spec(config)), input_size=(config.height, config.width))
 
 
 def cross_entropy(logits, labels, class_weights=None):
@@ -69,8 +70,10 @@ class SegmentationStage(stage_lib.Stage):
 
   def __init__(self, config):
     super().__init__(config)
-    if config.class_weights and len(config.class_weights) != labels_lib.NUM_CLASSES:
-      raise ValueError(f"class_weights needs {labels_lib.NUM_CLASSES} values. Received {len(config.class_weights)}.")
+    num_classes = sources.num_classes(source_spec(config))
+    if config.class_weights and len(config.class_weights) != num_classes:
+      raise ValueError(f"class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
+                       f"Received {len(config.class_weights)}.")
     self.segmenter_config = segmenter_config(config)
     self.source = source_spec(config)
     self._scenes = {}
@@ -113,12 +116,14 @@ class SegmentationStage(stage_lib.Stage):
 
   def eval_step(self, models, batch):
     logits = models["segmenter"](batch["image"], training=False)["logits"]
-    return {"confusion": metrics_lib.confusion_matrix(batch["label"], logits)}
+    return {"confusion": metrics_lib.confusion_matrix(batch["label"], logits,
+                                                      num_classes=self.segmenter_config.num_classes)}
 
   def eval_result(self, totals):
-    return metrics_lib.metrics_dict(totals["confusion"])
+    return metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
 
   def summary_images(self, batch, outputs):
     prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
-    return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction),
-            "label": visualize.colorize_labels(outputs["label"])}
+    colors = visualize.palette(self.config.dataset)
+    return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction, colors),
+            "label": visualize.colorize_labels(outputs["label"], colors)}

@@ -1,6 +1,10 @@
-"""Tiny scenes written in exactly ScanNet's exported layout, with known content, for reader and inspect tests.
+"""Tiny datasets written in exactly their distributed layouts, with known content, for reader and inspect tests.
 
-Content of frame k of a scene (color image of height H, width W):
+ScanNet scenes (`write_scene`, `write_dataset`), Cityscapes snippets (`write_cityscapes`), SegNet's CamVid folder
+(`write_camvid`) and KITTI flow 2015 pairs (`write_kitti_flow`); `write_png` writes 8- or 16-bit PNGs without PIL or
+TensorFlow, so the readers' decoders are checked against an independent encoder.
+
+Content of frame k of a ScanNet scene (color image of height H, width W):
   color  R = 8 x, G = 10 y (exact ramps: a resized image tells which original pixel it shows), B = region shade + 20 k.
   depth  a slanted plane, 1500 mm + 40 mm per row (+ 10 mm per frame), with a missing (0) block at the top left.
   labels top rows wall, bottom rows floor, a chair box, a desk strip and an otherprop strip (NYU40 40 -> background);
@@ -9,7 +13,10 @@ Content of frame k of a scene (color image of height H, width W):
 """
 
 import collections
+import json
 import os
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -175,3 +182,152 @@ def write_dataset(root):
   }
   write_splits(root, train=["scene0000_00"], val=["scene0001_00"])
   return scenes
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# A PNG writer independent of PIL and TensorFlow (KITTI flow needs 16-bit RGB, which PIL cannot write).
+
+
+def write_png(path, array):
+  """Writes a PNG of `array` [H, W] (grayscale) or [H, W, 3 | 4] (RGB | RGBA), uint8 or uint16, without filtering."""
+  array = np.asarray(array)
+  if array.dtype not in (np.uint8, np.uint16):
+    raise ValueError(f"write_png takes uint8 or uint16. Received {array.dtype}.")
+  height, width = array.shape[:2]
+  color_type = {2: 0, 3: {3: 2, 4: 6}[array.shape[-1]] if array.ndim == 3 else None}[array.ndim]
+  bit_depth = 8 if array.dtype == np.uint8 else 16
+  rows = array.astype(">u2" if bit_depth == 16 else np.uint8).reshape(height, -1)
+  raw = b"".join(b"\0" + row.tobytes() for row in rows)
+
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+  header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+  return path
+
+
+def ramp_image(size, shade):
+  """[H, W, 3] uint8: R = 8 x, G = 10 y (exact ramps), B = `shade`."""
+  height, width = size
+  ys, xs = np.mgrid[0:height, 0:width]
+  return np.stack([8 * xs, 10 * ys, np.full_like(xs, shade)], axis=-1).clip(0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Cityscapes: leftImg8bit_sequence/, gtFine/, camera/.
+
+CITYSCAPES_SIZE = (16, 32)
+CITYSCAPES_CAMERA = {"fx": 20.0, "fy": 21.0, "u0": 15.3, "v0": 7.6}
+# Label ids painted in the fixture's label images, and the train ids they must become.
+CITYSCAPES_IDS = {7: 0, 26: 13, 0: 255, 33: 18, 23: 10, 4: 255, 11: 2}
+
+
+def cityscapes_label_ids(size=CITYSCAPES_SIZE):
+  """[H, W] uint8 label ids: a band of each id of CITYSCAPES_IDS, 4 columns wide, repeating."""
+  ids = np.array(list(CITYSCAPES_IDS), np.uint8)
+  height, width = size
+  columns = ids[(np.arange(width) // 4) % len(ids)]
+  rows = columns[np.newaxis].repeat(height, axis=0)
+  rows[height // 2:] = ids[((np.arange(width) // 4) + 3) % len(ids)]
+  return rows
+
+
+def cityscapes_frame_shade(frame):
+  return (3 * frame) % 256
+
+
+def write_cityscapes_snippet(root, split, city, seq, labelled_frame, labels=True, camera=True,
+                             size=CITYSCAPES_SIZE):
+  """Writes the 30 frames of one snippet (labelled frame + its label and camera file); returns the label ids."""
+  for frame in range(labelled_frame - 19, labelled_frame + 11):
+    stem = f"{city}_{seq:06d}_{frame:06d}"
+    Image.fromarray(ramp_image(size, cityscapes_frame_shade(frame))).save(
+        _mkdirs(os.path.join(root, "leftImg8bit_sequence", split, city, f"{stem}_leftImg8bit.png")))
+  stem = f"{city}_{seq:06d}_{labelled_frame:06d}"
+  ids = cityscapes_label_ids(size)
+  if labels:
+    Image.fromarray(ids).save(_mkdirs(os.path.join(root, "gtFine", split, city, f"{stem}_gtFine_labelIds.png")))
+  if camera:
+    path = _mkdirs(os.path.join(root, "camera", split, city, f"{stem}_camera.json"))
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump({"extrinsic": {"baseline": 0.21, "pitch": 0.04, "roll": 0.0, "x": 1.7, "y": 0.1, "yaw": 0.0,
+                               "z": 1.2}, "intrinsic": CITYSCAPES_CAMERA}, f)
+  return ids
+
+
+def write_cityscapes(root):
+  """train: aachen seq 0 (labelled frame 19) and seq 3 (labelled frame 119); val: frankfurt seq 0 (frame 294)."""
+  write_cityscapes_snippet(root, "train", "aachen", 0, 19)
+  write_cityscapes_snippet(root, "train", "aachen", 3, 119)
+  write_cityscapes_snippet(root, "val", "frankfurt", 0, 294)
+  return root
+
+
+def _mkdirs(path):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# CamVid in SegNet's layout.
+
+CAMVID_SIZE = (8, 12)
+CAMVID_TRAIN = ("0001TP_006720", "0001TP_006690", "Seq05VD_f00000", "0001TP_006750")
+CAMVID_VAL = ("0016E5_07959",)
+
+
+def camvid_annotation(index, size=CAMVID_SIZE):
+  """[H, W] uint8 class ids 0..11 (11 = void), shifted by `index`."""
+  height, width = size
+  return ((np.arange(height * width).reshape(height, width) + index) % 12).astype(np.uint8)
+
+
+def write_camvid(root):
+  """SegNet's CamVid/ folder: train.txt (absolute SegNet paths), val.txt, images and annotations."""
+  for split, names in (("train", CAMVID_TRAIN), ("val", CAMVID_VAL)):
+    lines = []
+    for index, name in enumerate(names):
+      Image.fromarray(ramp_image(CAMVID_SIZE, 10 * index)).save(_mkdirs(os.path.join(root, split, f"{name}.png")))
+      Image.fromarray(camvid_annotation(index)).save(_mkdirs(os.path.join(root, f"{split}annot", f"{name}.png")))
+      lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png\n")
+    with open(os.path.join(root, f"{split}.txt"), "w", encoding="utf-8") as f:
+      f.writelines(lines)
+  return root
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# KITTI flow 2015.
+
+KITTI_SIZE = (6, 10)
+KITTI_P_RECT_02 = "7.2e+01 0.0 3.1e+01 4.5e+01 0.0 7.3e+01 1.7e+01 2.1e-01 0.0 0.0 1.0 2.7e-03"
+
+
+def kitti_flow_samples(index, size=KITTI_SIZE):
+  """[H, W, 3] uint16 samples of pair `index`'s ground truth: u = x / 4 - index, v = -y / 2, some pixels invalid."""
+  height, width = size
+  ys, xs = np.mgrid[0:height, 0:width]
+  u, v = xs / 4.0 - index, -ys / 2.0
+  samples = np.stack([u * 64 + 2 ** 15, v * 64 + 2 ** 15, np.ones_like(u)], axis=-1).astype(np.uint16)
+  samples[0, :3, 2] = 0
+  return samples
+
+
+def write_kitti_flow(root, num_pairs=2, calibrated=(0,)):
+  """training/image_2, flow_occ (all valid but three pixels), flow_noc (also the last column invalid), calib."""
+  training = os.path.join(root, "training")
+  for i in range(num_pairs):
+    for frame in (10, 11):
+      Image.fromarray(ramp_image(KITTI_SIZE, 50 * i + frame)).save(
+          _mkdirs(os.path.join(training, "image_2", f"{i:06d}_{frame}.png")))
+    samples = kitti_flow_samples(i)
+    write_png(os.path.join(training, "flow_occ", f"{i:06d}_10.png"), samples)
+    samples = samples.copy()
+    samples[:, -1, 2] = 0
+    write_png(os.path.join(training, "flow_noc", f"{i:06d}_10.png"), samples)
+    if i in calibrated:
+      with open(_mkdirs(os.path.join(training, "calib_cam_to_cam", f"{i:06d}.txt")), "w", encoding="utf-8") as f:
+        f.write(f"calib_time: 09-Jan-2012 13:57:47\nP_rect_00: {KITTI_P_RECT_02}\nP_rect_02: {KITTI_P_RECT_02}\n")
+  return root

@@ -156,3 +156,53 @@ def test_inspect_command_line(tmp_path):
   assert "datasets.inspect: error: Scene scene0000_00: 3 color frames but 2 depth frames; depth/ lacks frame ids 1" \
       in result.stderr
   assert not os.path.exists(tmp_path / "sheet.png")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Cityscapes, CamVid and KITTI flow.
+
+
+def test_inspect_cityscapes(tmp_path):
+  root = fixtures.write_cityscapes(str(tmp_path / "cityscapes"))
+  output = str(tmp_path / "sheet.png")
+  out = io.StringIO()
+  inspect_lib.inspect(_config(root, output, dataset="cityscapes", split="train", size=(16, 32), num_samples=4),
+                      out=out)
+  text = out.getvalue()
+  assert "scenes: 2\n" in text and "frames: 60\n" in text
+  assert "aachen_000000_000019: 30 frames (ids 0-29), color 16x32, labels gtFine on 1 frame" in text
+  assert "depth resolution" not in text and "fx 20.00 .. 20.00" in text
+  assert "over 2 sampled frames (2 labelled) at 16x32" in text
+  rows = [re.match(r"^ +(\d+) (.+?) +([0-9.]+)$", line) for line in text.splitlines()]
+  assert {row[2] for row in rows if row} == {"road", "building", "sky", "car", "bicycle"}
+  assert "ignored pixels:" in text
+  assert f"contact sheet: {output} (aachen_000000_000019, frames 18..20" in text  # centred on the labelled frame
+  assert np.asarray(Image.open(output)).shape[0] > 2 * 120  # RGB and labels rows
+
+
+def test_inspect_camvid_and_kitti_flow(tmp_path, capsys):
+  camvid_root = fixtures.write_camvid(str(tmp_path / "CamVid"))
+  assert inspect_lib.run(_config(camvid_root, "", dataset="camvid", size=(8, 12))) == 0
+  text = capsys.readouterr().out
+  assert "scenes: 3\n" in text and "train_0001TP: 3 frames (ids 6690, 6720, 6750)" in text
+  assert " road " in text
+  kitti_root = fixtures.write_kitti_flow(str(tmp_path / "kitti"))
+  output = str(tmp_path / "kitti.png")
+  assert inspect_lib.run(_config(kitti_root, output, dataset="kitti_flow", size=(6, 10))) == 0
+  text = capsys.readouterr().out
+  assert "000000: 2 frames (ids 10-11), color 6x10, ground-truth flow, no labels" in text
+  assert "(1 scenes without calibration)" in text and "class pixel" not in text
+  assert os.path.exists(output)
+
+
+@pytest.mark.parametrize("dataset", ["cityscapes", "camvid", "kitti_flow"])
+def test_inspect_malformed_roots_exit_with_one_message(tmp_path, capsys, dataset):
+  assert inspect_lib.run(_config(str(tmp_path), "", dataset=dataset)) == 1
+  error = capsys.readouterr().err
+  assert error.startswith("datasets.inspect: error: ") and str(tmp_path) in error and len(error.splitlines()) == 1
+
+
+def test_inspect_rejects_a_split_the_dataset_lacks(fixture_root, capsys):
+  root, _ = fixture_root
+  assert inspect_lib.run(_config(root, "", split="test")) == 1
+  assert "--split=test: scannet has the splits train, val" in capsys.readouterr().err

@@ -312,3 +312,22 @@ def test_corrupt_later_frame_fails_on_load_naming_the_file(tmp_path):
   scene.load(1, SIZE)
   with pytest.raises(labels.DataError, match=r"frame 2: cannot decode .*depth/2\.png"):
     scene.load(2, SIZE)
+
+
+def test_real_export_resolutions_labels_at_depth_size(tmp_path):
+  """Real ScanNet: colour larger than depth and label-filt (640x480 vs 1296x968, not an integer ratio); each is
+  resized to the working size on its own, and K is the colour K scaled to it."""
+  written = fixtures.write_scene(str(tmp_path), "scene0010_00", num_frames=2, size=(30, 40), depth_size=(12, 16),
+                                 labels="raw", nonfinite_pose_ids=(1,))
+  # label-filt/ at the depth resolution, as ScanNet exports it.
+  small = written.stored_labels[0][np.ix_(np.arange(12) * 30 // 12, np.arange(16) * 40 // 16)]
+  fixtures.write_png(os.path.join(written.directory, "label-filt", "0.png"), small.astype(np.uint16))
+  scene = scannet.read_scene(written.directory)
+  assert scene.color_size == (30, 40) and scene.depth_size == (12, 16) and scene.frame_ids == (0,)
+  frame = scene.load(0, (12, 16))
+  classes = labels.raw_to_class_table(labels.read_label_tsv(tmp_path / labels.LABEL_TSV_NAME))[small]
+  np.testing.assert_array_equal(frame["label"], classes)
+  np.testing.assert_allclose(frame["depth"], written.depths_mm[0] / 1000.0, rtol=1e-6)
+  assert float(tf.reduce_min(frame["depth"])) == 0.0  # missing depth stays 0
+  np.testing.assert_allclose(frame["intrinsics"],
+                             geometry.resize_intrinsics(fixtures.DEFAULT_INTRINSICS, (30, 40), (12, 16)), rtol=1e-6)

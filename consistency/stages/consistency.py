@@ -1,0 +1,146 @@
+"""The consistency stage (Pasad et al. 2020): the segmenter trained on labelled frames plus the 4D consistency loss on
+unlabeled frame pairs, with correspondences from frozen depth / motion / intrinsics teachers.
+
+Each step sees a batch of labelled frames (cross-entropy, as the segmentation stage) and a batch of frame pairs of
+the training video, labelled or not (gap uniform in [--consistency_min_gap, --consistency_max_gap]). For both
+directed pairs of each pair, the frame-i logits are warped onto frame j (`spatiotemporal.rigid_correspondence`) and
+compared with frame j's logits (`spatiotemporal.consistency_terms`); the two directions are averaged and weighted by
+--consistency_uniform / _label_prior / _edge_prior / _cross_entropy, the sum by --consistency_weight.
+
+Geometry (--geometry):
+  learned       depth, motion and K from the depth_motion stage's networks (--consistency_teacher_dir, default
+                <model_dir>/depth_motion), frozen: no gradient reaches them unless --consistency_train_teachers;
+  ground_truth  the data's depth, poses and K (synthetic video, ScanNet): an oracle that separates the method from
+                the quality of the learned geometry.
+
+The segmenter starts from the segmentation stage (--consistency_init_dir, default <model_dir>/segmentation; "none"
+starts from scratch), as the paper continues training its baseline. Evaluation is the segmentation stage's (mIoU on
+every frame of the validation split), so the two stages' metrics compare directly.
+"""
+
+import os
+
+import tensorflow as tf
+
+from consistency import spatiotemporal
+from consistency import stage as stage_lib
+from consistency.stages import depth_motion as depth_motion_stage
+from consistency.stages import segmentation as segmentation_stage
+from datasets import clips
+from depth_motion import geometry
+
+_PAIRS = ((0, 1), (1, 0))
+
+
+def _flat_labelled(batch):
+  return {"labelled_image": batch["image"][:, 0], "labelled_label": batch["label"][:, 0]}
+
+
+@stage_lib.register("consistency")
+class ConsistencyStage(segmentation_stage.SegmentationStage):
+  """Segmentation + 4D consistency on unlabeled pairs."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.weights = {"uniform": config.consistency_uniform, "label_prior": config.consistency_label_prior,
+                    "edge_prior": config.consistency_edge_prior, "cross_entropy": config.consistency_cross_entropy}
+    self.terms = tuple(name for name, weight in self.weights.items() if weight != 0)
+    self.teacher_dir = config.consistency_teacher_dir or os.path.join(config.model_dir, "depth_motion")
+    self.teacher_settings = None
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Models.
+
+  def build_models(self):
+    models = super().build_models()
+    if self.config.geometry == "learned":
+      teachers, self.teacher_settings = depth_motion_stage.load_teachers(self.teacher_dir)
+      models.update(teachers)
+    return models
+
+  def trainable_models(self):
+    if self.config.geometry == "learned" and self.config.consistency_train_teachers:
+      return ["segmenter", "depth", "motion"]
+    return ["segmenter"]
+
+  def initial_checkpoints(self):
+    starts = []
+    init_dir = self.config.consistency_init_dir or os.path.join(self.config.model_dir, "segmentation")
+    if init_dir != "none":
+      starts.append(("segmenter", init_dir))
+    if self.config.geometry == "learned":
+      # The teachers were restored in build_models; restoring them again here checks the checkpoint names them.
+      starts += [("depth", self.teacher_dir), ("motion", self.teacher_dir)]
+    return tuple(starts)
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Data.
+
+  def pair_config(self, training):
+    config = self.config
+    return clips.ClipConfig(
+        height=config.height, width=config.width, clip_length=2, min_gap=config.consistency_min_gap,
+        max_gap=config.consistency_max_gap if training else config.consistency_min_gap,
+        batch_size=config.batch_size, label_fraction=config.label_fraction, label_seed=config.seed,
+        seed=config.seed + 1, include_ground_truth=config.geometry == "ground_truth",
+        augment=clips.augment_lib.AugmentConfig() if training else None)
+
+  def train_dataset(self, start_step):
+    labelled = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True,
+                                     skip_batches=start_step).map(_flat_labelled)
+    pairs = clips.clips(self.scenes("train"), self.pair_config(True), training=True, skip_batches=start_step)
+    keep = ("image", "intrinsics", "depth", "pose")
+    pairs = pairs.map(lambda b: {key: b[key] for key in keep if key in b})
+    return tf.data.Dataset.zip(labelled, pairs).map(lambda a, b: {**a, **b})
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Correspondences and losses.
+
+  def correspondences(self, models, batch):
+    """{(i, j): spatiotemporal.Correspondence} for both directed pairs of the pairs in `batch`."""
+    if self.config.geometry == "ground_truth":
+      depth = tf.cast(batch["depth"], tf.float32)
+      intrinsics = tf.cast(batch["intrinsics"], tf.float32)
+      result = {}
+      for i, j in _PAIRS:
+        rotation, translation = geometry.motion_from_poses(batch["pose"][:, j], batch["pose"][:, i])
+        result[(i, j)] = spatiotemporal.rigid_correspondence(depth[:, j], depth[:, i], rotation, translation,
+                                                             intrinsics)
+      return result
+    settings = self.teacher_settings
+    intrinsics = None if settings["motion"]["learn_intrinsics"] else tf.cast(batch["intrinsics"], tf.float32)
+    depths, motions = depth_motion_stage.predict(models, batch["image"], intrinsics=intrinsics,
+                                                 motion_uses_depth=settings["motion"]["use_depth"])
+    result = {}
+    for i, j in _PAIRS:
+      motion, inverse = motions[(i, j)], motions[(j, i)]
+      k = intrinsics if intrinsics is not None else 0.5 * (motion["intrinsics"] + inverse["intrinsics"])
+      translation = geometry.translation_field(motion["translation"], motion.get("residual_translation"))
+      result[(i, j)] = spatiotemporal.rigid_correspondence(depths[:, j], depths[:, i], motion["rotation"],
+                                                           translation, k)
+    if not self.config.consistency_train_teachers:
+      result = {pair: spatiotemporal.Correspondence(*(tf.stop_gradient(t) for t in c)) for pair, c in result.items()}
+    return result
+
+  def _pair_logits(self, models, images, training):
+    batch = tf.shape(images)[0]
+    frames = tf.concat([images[:, 0], images[:, 1]], axis=0)
+    logits = tf.cast(models["segmenter"](frames, training=training)["logits"], tf.float32)
+    return [logits[:batch], logits[batch:]]
+
+  def compute_losses(self, models, batch, step, training=True):
+    labelled_logits = tf.cast(models["segmenter"](batch["labelled_image"], training=training)["logits"], tf.float32)
+    cross_entropy = segmentation_stage.cross_entropy(labelled_logits, batch["labelled_label"],
+                                                     self.config.class_weights or None)
+    images = tf.cast(batch["image"], tf.float32)
+    logits = self._pair_logits(models, images, training)
+    correspondences = self.correspondences(models, batch)
+    totals = {}
+    for i, j in _PAIRS:
+      terms = spatiotemporal.consistency_terms(logits[i], logits[j], correspondences[(i, j)], images[:, j],
+                                               terms=self.terms)
+      for name, value in terms.items():
+        totals[name] = totals.get(name, 0.0) + 0.5 * value  # the mean of the two directions
+    consistency = spatiotemporal.weighted_consistency(totals, self.weights)
+    losses = {"cross_entropy": cross_entropy, "consistency": self.config.consistency_weight * consistency}
+    return losses, {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}

@@ -1,0 +1,284 @@
+"""The depth_motion stage: depth, egomotion and camera intrinsics learned from unlabeled video.
+
+Data: clips of `--dm_clip_length` frames (triplets by default) of the training split, labels unused, gaps in
+[--dm_min_gap, --dm_max_gap], augmented. Models: "depth" (`DepthNet`), "motion" (`MotionNet`) and, with
+`--dm_intrinsics=per_video`, "intrinsics" (`IntrinsicsTable`, one K per training video). Losses: every directed pair
+of the clip (`depth_motion.losses.clip_losses`), weighted by `--dm_loss_preset` and `--dm_loss_weights`; only terms
+with a non-zero weight are computed into the total and reported.
+
+Evaluation (metrics.json, TensorBoard eval/): on pairs of the validation split at gap `--dm_min_gap`, against the
+ground truth where the data has it (synthetic video, ScanNet):
+  depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
+                  scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor;
+  rotation_error_deg, translation_angle_deg: relative pose errors of the motion 0 -> 1, and true_rotation_deg, the
+                  mean true inter-frame rotation they should be small against;
+  fx/fy/cx/cy_relative_error: of the learned K (the pair's two directions averaged) against the true K; with
+                  per_video intrinsics, of each training video's K (validation videos have no learned K).
+
+Later stages restore the trained networks as frozen teachers with `load_teachers(<model_dir>/depth_motion)`: it
+rebuilds them from `depth_motion.json` (written by this stage) and reads the checkpoint parts "depth" and "motion".
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from consistency import stage as stage_lib
+from consistency.stages import segmentation as segmentation_stage
+from datasets import augment as augment_lib
+from datasets import clips
+from datasets import sources
+from datasets import visualize
+from depth_motion import depth_net as depth_net_lib
+from depth_motion import geometry
+from depth_motion import intrinsics_table as intrinsics_table_lib
+from depth_motion import losses as losses_lib
+from depth_motion import metrics as metrics_lib
+from depth_motion import motion_net as motion_net_lib
+
+MODEL_CONFIG_FILE = "depth_motion.json"
+_DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "delta1")
+_INTRINSICS = ("fx", "fy", "cx", "cy")
+
+
+def network_settings(config):
+  """The JSON-serialisable description of the stage's networks (what `load_teachers` rebuilds)."""
+  return {"depth": {"max_noise_stddev": config.dm_max_noise_stddev, "noise_ramp_steps": config.dm_noise_ramp_steps},
+          "motion": {"residual_translation": config.dm_residual_translation,
+                     "learn_intrinsics": config.dm_intrinsics == "learned",
+                     "use_depth": config.dm_motion_uses_depth},
+          "input_size": [config.height, config.width]}
+
+
+def build_networks(settings):
+  """{"depth": DepthNet, "motion": MotionNet} built (variables created) from `network_settings` output."""
+  height, width = settings["input_size"]
+  depth = depth_net_lib.DepthNet(name="depth", **settings["depth"])
+  motion = motion_net_lib.MotionNet(name="motion", **settings["motion"])
+  images = tf.zeros([1, height, width, 3])
+  depth(images, training=False)
+  inputs = {"image_i": images, "image_j": images, "intrinsics": tf.eye(3, batch_shape=[1]),
+            "depth_i": tf.ones([1, height, width]), "depth_j": tf.ones([1, height, width])}
+  motion(inputs, training=False)
+  return {"depth": depth, "motion": motion}
+
+
+def load_teachers(stage_dir):
+  """The trained depth and motion networks of a depth_motion stage directory, restored from its latest checkpoint.
+
+  Args:
+    stage_dir: `<model_dir>/depth_motion` of a finished (or partly trained) run.
+
+  Returns:
+    ({"depth": DepthNet, "motion": MotionNet}, settings dict) with every variable restored.
+
+  Raises:
+    FileNotFoundError: no depth_motion.json or no checkpoint in `stage_dir`.
+  """
+  path = os.path.join(stage_dir, MODEL_CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {stage_dir} is not the directory of a depth_motion stage (run "
+                            "--stages=depth_motion first, or point at <model_dir>/depth_motion).")
+  with open(path, encoding="utf-8") as f:
+    settings = json.load(f)
+  checkpoint = tf.train.latest_checkpoint(stage_dir)
+  if not checkpoint:
+    raise FileNotFoundError(f"No checkpoint in {stage_dir}: train the depth_motion stage first.")
+  networks = build_networks(settings)
+  status = tf.train.Checkpoint(**networks).read(checkpoint)
+  status.assert_existing_objects_matched()
+  status.expect_partial()  # the optimizer and step are not restored
+  return networks, settings
+
+
+def predict(models, images, step=None, training=False, intrinsics=None, motion_uses_depth=False,
+            residual_ramp=None):
+  """Depth of every frame and motion of every directed pair of clips: the stage's forward pass (and the teachers').
+
+  Args:
+    models: {"depth": DepthNet, "motion": MotionNet}.
+    images: [B, T, H, W, 3] clips in [0, 1] (T static).
+    step: training step (randomized layer norm noise ramp and residual field ramp); None = no ramps.
+    training: noise in the depth network's normalization.
+    intrinsics: [B, 3, 3] K for a motion network that does not learn it; None otherwise.
+    motion_uses_depth: the motion network takes both frames' depth (its `use_depth`).
+    residual_ramp: (begin, end) steps of the residual translation ramp, applied when `step` is given.
+
+  Returns:
+    (depths [B, T, H, W] float32, {(i, j): MotionNet output (float32) for every pair of `losses.directed_pairs(T)`}).
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  num_frames = images.shape[1]
+  batch = tf.shape(images)[0]
+  frames = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], axis=0))
+  depth = models["depth"](frames, training=training, step=step)["depth"]
+  depths = tf.reshape(tf.cast(depth, tf.float32), tf.concat([[batch, num_frames], tf.shape(depth)[1:]], axis=0))
+  pairs = losses_lib.directed_pairs(num_frames)
+  # Every directed pair stacked along the batch: one network call for all of them.
+  inputs = {"image_i": tf.concat([images[:, i] for i, _ in pairs], axis=0),
+            "image_j": tf.concat([images[:, j] for _, j in pairs], axis=0)}
+  if motion_uses_depth:
+    inputs["depth_i"] = tf.concat([depths[:, i] for i, _ in pairs], axis=0)
+    inputs["depth_j"] = tf.concat([depths[:, j] for _, j in pairs], axis=0)
+  if intrinsics is not None:
+    inputs["intrinsics"] = tf.tile(intrinsics, [len(pairs), 1, 1])
+  stacked = models["motion"](inputs, training=training)
+  stacked = {key: tf.cast(value, tf.float32) for key, value in stacked.items()}
+  if "residual_translation" in stacked and step is not None and residual_ramp is not None:
+    stacked["residual_translation"] *= motion_net_lib.residual_translation_ramp(step, *residual_ramp)
+  split = {key: tf.split(value, len(pairs), axis=0) for key, value in stacked.items()}
+  return depths, {pair: {key: split[key][k] for key in split} for k, pair in enumerate(pairs)}
+
+
+@stage_lib.register("depth_motion")
+class DepthMotionStage(stage_lib.Stage):
+  """Unsupervised depth, egomotion and intrinsics (Depth from Videos in the Wild)."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.source = segmentation_stage.source_spec(config)
+    self.weights = losses_lib.loss_weights(dict(config.dm_loss_weights), preset=config.dm_loss_preset)
+    self._ramp = tuple(config.dm_residual_ramp_steps)
+    self._scenes = {}
+    self._models = None
+
+  def scenes(self, split):
+    if split not in self._scenes:
+      self._scenes[split] = sources.load_scenes(self.source, split)
+    return self._scenes[split]
+
+  def clip_config(self, training):
+    config = self.config
+    if not training:
+      augment = None
+    elif not config.dm_augment:
+      augment = None
+    elif config.dm_intrinsics == "per_video":
+      augment = augment_lib.AugmentConfig(flip_probability=0.0, max_scale=1.0)  # keeps each video's K
+    else:
+      augment = augment_lib.AugmentConfig()
+    return clips.ClipConfig(
+        height=config.height, width=config.width, clip_length=config.dm_clip_length if training else 2,
+        min_gap=config.dm_min_gap, max_gap=config.dm_max_gap if training else config.dm_min_gap,
+        batch_size=config.batch_size, augment=augment, include_ground_truth=not training, seed=config.seed)
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Models and data.
+
+  def build_models(self):
+    settings = network_settings(self.config)
+    models = build_networks(settings)
+    if self.config.dm_intrinsics == "per_video":
+      table = intrinsics_table_lib.IntrinsicsTable(len(self.scenes("train")), (self.config.height, self.config.width),
+                                                   name="intrinsics")
+      table(tf.zeros([1], tf.int32))
+      models["intrinsics"] = table
+    stage_dir = os.path.join(self.config.model_dir, self.name)
+    os.makedirs(stage_dir, exist_ok=True)
+    with open(os.path.join(stage_dir, MODEL_CONFIG_FILE), "w", encoding="utf-8") as f:
+      json.dump(settings, f, indent=2)
+    self._models = models
+    return models
+
+  def train_dataset(self, start_step):
+    return clips.clips(self.scenes("train"), self.clip_config(True), training=True, skip_batches=start_step)
+
+  def eval_dataset(self):
+    ds = clips.ClipSource(self.scenes("val"), self.clip_config(False)).dataset(training=False)
+    if self.config.eval_max_batches:
+      ds = ds.take(self.config.eval_max_batches)
+    return ds
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Losses.
+
+  def _intrinsics(self, models, batch):
+    """The K every directed pair uses, or None for the motion network's own (learned) predictions."""
+    mode = self.config.dm_intrinsics
+    if mode == "given":
+      return tf.cast(batch["intrinsics"], tf.float32)
+    if mode == "per_video":
+      return models["intrinsics"](batch["scene_index"])
+    return None
+
+  def predict(self, models, images, step, training, intrinsics=None):
+    return predict(models, images, step=step, training=training, intrinsics=intrinsics,
+                   motion_uses_depth=self.config.dm_motion_uses_depth, residual_ramp=self._ramp)
+
+  def compute_losses(self, models, batch, step, training=True):
+    intrinsics = self._intrinsics(models, batch)
+    depths, motions = self.predict(models, batch["image"], step, training, intrinsics)
+    losses, masks = losses_lib.clip_losses(batch["image"], depths, motions, intrinsics=intrinsics)
+    used = {name: value for name, value in losses.items() if self.weights[name] != 0}
+    _, weighted = losses_lib.weighted_total(used, self.weights, step)
+    return weighted, {"image": batch["image"][:, 0], "depth": depths[:, 0],
+                      "reconstruction": masks[(1, 0)]["reconstruction"], "visible": masks[(1, 0)]["visible"]}
+
+  # ------------------------------------------------------------------------------------------------------------
+  # Evaluation.
+
+  def eval_step(self, models, batch):
+    image = tf.cast(batch["image"], tf.float32)
+    statistics = {}
+    depth = depth_net_lib.flip_min_depth(models["depth"], image[:, 0])
+    for suffix, scaling in (("median_scaled", True), ("unscaled", False)):
+      errors = metrics_lib.depth_errors(depth, batch["depth"][:, 0], median_scaling=scaling)
+      for name in _DEPTH_METRICS:
+        statistics[f"depth_{name}_{suffix}"] = tf.reduce_sum(errors[name] * errors["valid"])
+      if scaling:
+        statistics["depth_scale"] = tf.reduce_sum(errors["scale"] * errors["valid"])
+        statistics["depth_images"] = tf.reduce_sum(errors["valid"])
+
+    intrinsics = self._eval_intrinsics(batch)
+    _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
+    true_rotation, true_translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
+    errors = metrics_lib.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], true_rotation,
+                                       true_translation)
+    statistics["rotation_error_deg"] = tf.reduce_sum(errors["rotation_error"])
+    statistics["true_rotation_deg"] = tf.reduce_sum(errors["true_rotation"])
+    statistics["translation_angle_deg"] = tf.reduce_sum(errors["translation_angle"])
+    statistics["translation_pairs"] = tf.reduce_sum(errors["translation_valid"])
+    statistics["pairs"] = tf.cast(tf.shape(image)[0], tf.float32)
+    if self.config.dm_intrinsics == "learned":
+      learned = 0.5 * (motions[(0, 1)]["intrinsics"] + motions[(1, 0)]["intrinsics"])
+      for name, value in metrics_lib.intrinsics_errors(learned, batch["intrinsics"]).items():
+        statistics[name] = tf.reduce_sum(value)
+    return statistics
+
+  def _eval_intrinsics(self, batch):
+    # Validation videos have no entry in a per-video table: their pose is estimated with the true K.
+    return None if self.config.dm_intrinsics == "learned" else tf.cast(batch["intrinsics"], tf.float32)
+
+  def eval_result(self, totals):
+    images = max(float(totals["depth_images"]), 1.0)
+    pairs = max(float(totals["pairs"]), 1.0)
+    result = {name: float(totals[name]) / images for name in totals if name.startswith("depth_")
+              and name != "depth_images"}
+    result["depth_images"] = int(totals["depth_images"])
+    for name in ("rotation_error_deg", "true_rotation_deg"):
+      result[name] = float(totals[name]) / pairs
+    result["translation_angle_deg"] = float(totals["translation_angle_deg"]) / max(
+        float(totals["translation_pairs"]), 1.0)
+    result["pairs"] = int(totals["pairs"])
+    if self.config.dm_intrinsics == "learned":
+      for name in _INTRINSICS:
+        result[f"{name}_relative_error"] = float(totals[f"{name}_relative_error"]) / pairs
+    elif self.config.dm_intrinsics == "per_video":
+      result.update(self._table_errors())
+    return result
+
+  def _table_errors(self):
+    """Relative errors of each training video's learned K against its true K, averaged over the videos."""
+    scenes = self.scenes("train")
+    size = (self.config.height, self.config.width)
+    truth = tf.stack([geometry.resize_intrinsics(tf.constant(scene.intrinsics, tf.float32), scene.color_size, size)
+                      for scene in scenes])
+    learned = self._models["intrinsics"](tf.range(len(scenes)))
+    return {name: float(np.mean(value)) for name, value in metrics_lib.intrinsics_errors(learned, truth).items()}
+
+  def summary_images(self, batch, outputs):
+    return {"image": outputs["image"], "depth": visualize.colorize_depth(outputs["depth"]),
+            "reconstruction_1_on_0": tf.clip_by_value(outputs["reconstruction"], 0.0, 1.0),
+            "visible_1_in_0": visualize.colorize_mask(outputs["visible"])}

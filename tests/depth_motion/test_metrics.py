@@ -1,0 +1,71 @@
+"""Depth, motion and intrinsics errors against hand-computed answers."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from depth_motion import geometry
+from depth_motion import metrics
+
+
+def _depth_pair():
+  truth = np.array([[[1.0, 2.0], [4.0, 0.0]]], np.float32)  # one missing pixel (0)
+  return 2.0 * truth + np.array([[[0.0, 0.0], [0.0, 7.0]]], np.float32), truth
+
+
+def test_depth_errors_without_scaling_known_answers():
+  predicted, truth = _depth_pair()
+  errors = {k: float(v[0]) for k, v in metrics.depth_errors(predicted, truth, median_scaling=False).items()}
+  # Over the three pixels with ground truth, |d - d*| = d*: AbsRel 1, SqRel mean(d*) = 7/3, RMSE sqrt(21/3).
+  assert errors["abs_rel"] == pytest.approx(1.0)
+  assert errors["sq_rel"] == pytest.approx(7.0 / 3.0)
+  assert errors["rmse"] == pytest.approx(math.sqrt(7.0))
+  assert errors["delta1"] == 0.0 and errors["scale"] == 1.0 and errors["valid"] == 1.0
+
+
+def test_median_scaling_removes_a_global_scale():
+  predicted, truth = _depth_pair()
+  errors = {k: float(v[0]) for k, v in metrics.depth_errors(predicted, truth, median_scaling=True).items()}
+  assert errors["scale"] == pytest.approx(0.5)
+  for name in ("abs_rel", "sq_rel", "rmse"):
+    assert errors[name] == pytest.approx(0.0, abs=1e-6)
+  assert errors["delta1"] == 1.0
+
+
+def test_median_is_taken_over_valid_pixels_only_and_images_without_truth_are_flagged():
+  truth = np.array([[[1.0, 3.0, 9.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]]], np.float32)
+  predicted = np.array([[[1.0, 1.0, 1.0, 100.0]], [[1.0, 1.0, 1.0, 1.0]]], np.float32)
+  errors = metrics.depth_errors(predicted, truth, median_scaling=True)
+  # Median of the valid truth (1, 3, 9) is 3; of the prediction at those pixels 1 (the 100 is not valid).
+  np.testing.assert_allclose(errors["scale"].numpy(), [3.0, 0.0])
+  np.testing.assert_array_equal(errors["valid"].numpy(), [1.0, 0.0])
+  assert np.all(np.isfinite(errors["abs_rel"].numpy()))
+
+
+def test_motion_errors_known_angles():
+  true_rotation = geometry.matrix_from_angles(tf.constant([[0.0, 0.0, math.radians(10.0)]] * 2))
+  predicted = tf.constant([[0.0, 0.0, 0.0], [0.0, 0.0, math.radians(10.0)]])
+  errors = metrics.motion_errors(predicted, tf.constant([[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]), true_rotation,
+                                 tf.constant([[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]))
+  np.testing.assert_allclose(errors["rotation_error"].numpy(), [10.0, 0.0], atol=1e-3)
+  np.testing.assert_allclose(errors["true_rotation"].numpy(), [10.0, 10.0], atol=1e-3)
+  # Orthogonal directions: 90 degrees; a zero true translation has no direction and is flagged invalid.
+  np.testing.assert_allclose(errors["translation_angle"].numpy(), [90.0, 0.0], atol=1e-3)
+  np.testing.assert_array_equal(errors["translation_valid"].numpy(), [1.0, 0.0])
+
+
+def test_translation_angle_ignores_scale_and_sees_reversal():
+  rotation = tf.eye(3, batch_shape=[2])
+  errors = metrics.motion_errors(rotation, tf.constant([[0.0, 0.0, 5.0], [0.0, 0.0, -1.0]]), rotation,
+                                 tf.constant([[0.0, 0.0, 0.1], [0.0, 0.0, 0.1]]))
+  np.testing.assert_allclose(errors["translation_angle"].numpy(), [0.0, 180.0], atol=1e-2)
+
+
+def test_intrinsics_relative_errors():
+  truth = geometry.make_intrinsics([100.0], [200.0], [50.0], [40.0])
+  predicted = geometry.make_intrinsics([110.0], [190.0], [50.0], [44.0])
+  errors = {k: float(v[0]) for k, v in metrics.intrinsics_errors(predicted, truth).items()}
+  assert errors == pytest.approx({"fx_relative_error": 0.1, "fy_relative_error": 0.05, "cx_relative_error": 0.0,
+                                  "cy_relative_error": 0.1})
