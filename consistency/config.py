@@ -38,6 +38,7 @@ class TrainConfig:
   eval_every: int = 0
   profile_steps: tuple = ()
   warm_start: tuple = ()  # ((part, checkpoint path), ...)
+  export_dir: str = ""
   # Data shared by the stages.
   dataset: str = "synthetic"
   data_root: str = ""

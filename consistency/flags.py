@@ -46,6 +46,8 @@ flags.DEFINE_integer("summary_every", 10, "Write scalar summaries and the progre
 flags.DEFINE_integer("image_summary_every", 100, "Write image summaries every this many steps; 0 disables.")
 flags.DEFINE_integer("eval_every", 0, "Evaluate and write metrics.json every this many steps; 0: only at the end.")
 flags.DEFINE_list("profile_steps", [], "START,END: write a TensorBoard profiler trace of these steps.")
+flags.DEFINE_string("export_dir", "", "After the last stage, export the segmenter of the last stage that trained "
+                    "one (consistency, efc or segmentation) to this SavedModel folder (see segmentation/export.py).")
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 

@@ -13,9 +13,11 @@ from absl import logging
 
 from consistency import distribution
 from consistency import flags as flags_lib
+from consistency import report
 from consistency import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
 from consistency import trainer as trainer_lib
+from segmentation import export as export_lib
 
 FLAGS = flags.FLAGS
 
@@ -33,7 +35,19 @@ def run(config, strategy=None):
     stage = stage_class(config)
     trainer = trainer_lib.Trainer(stage, config, strategy, os.path.join(config.model_dir, stage.name))
     results[stage.name] = trainer.train()
+  if distribution.is_chief(strategy):
+    if config.export_dir:
+      export_lib.export(config.model_dir, config.export_dir, stage=_segmenter_stage(config))
+    logging.info("%s", report.summarize(config.model_dir, config.stages, config.export_dir))
   return results
+
+
+def _segmenter_stage(config):
+  """The last stage of the run that trains a segmenter (what --export_dir exports)."""
+  for name in reversed(config.stages):
+    if os.path.exists(os.path.join(config.model_dir, name, export_lib.SEGMENTER_JSON)):
+      return name
+  raise ValueError(f"--export_dir: none of the stages {list(config.stages)} trained a segmenter.")
 
 
 def main(argv):

@@ -173,9 +173,12 @@ class Trainer:
 
   def _build_loop(self):
     strategy = self.strategy
-    step_fn = self._replica_step
+    # Stages are TensorFlow ops with Python control flow on static values only, so the step needs no autograph:
+    # converting every function it calls (models, geometry, losses, tensorflow-graphics) took over 10 minutes per
+    # trace for the depth_motion step. Only the loop below (a tf.range loop with a break) is converted.
+    step_fn = tf.autograph.experimental.do_not_convert(self._replica_step)
     if self.config.jit_compile:
-      step_fn = tf.function(step_fn, jit_compile=True)
+      step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
 
     def one_step(iterator):
       start = tf.timestamp()
@@ -323,7 +326,8 @@ class Trainer:
 
       @tf.function
       def eval_batch(batch):
-        statistics = strategy.run(lambda b: self.stage.eval_step(self.models, b), args=(batch,))
+        step = tf.autograph.experimental.do_not_convert(lambda b: self.stage.eval_step(self.models, b))
+        statistics = strategy.run(step, args=(batch,))
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in statistics.items()}
 
       self._eval_batch = eval_batch

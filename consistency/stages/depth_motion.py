@@ -26,10 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from consistency import stage as stage_lib
-from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips
-from datasets import sources
 from datasets import visualize
 from depth_motion import depth_net as depth_net_lib
 from depth_motion import geometry
@@ -133,21 +132,14 @@ def predict(models, images, step=None, training=False, intrinsics=None, motion_u
 
 
 @stage_lib.register("depth_motion")
-class DepthMotionStage(stage_lib.Stage):
+class DepthMotionStage(video.VideoStage):
   """Unsupervised depth, egomotion and intrinsics (Depth from Videos in the Wild)."""
 
   def __init__(self, config):
     super().__init__(config)
-    self.source = segmentation_stage.source_spec(config)
     self.weights = losses_lib.loss_weights(dict(config.dm_loss_weights), preset=config.dm_loss_preset)
     self._ramp = tuple(config.dm_residual_ramp_steps)
-    self._scenes = {}
     self._models = None
-
-  def scenes(self, split):
-    if split not in self._scenes:
-      self._scenes[split] = sources.load_scenes(self.source, split)
-    return self._scenes[split]
 
   def clip_config(self, training):
     config = self.config

@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 from consistency import stage as stage_lib
+from consistency.stages import video
 from datasets import clips
 from datasets import labels as labels_lib
 from datasets import sources
@@ -23,21 +24,13 @@ from segmentation import segmenter as segmenter_lib
 SEGMENTER_CONFIG_FILE = "segmenter.json"
 
 
-def source_spec(config):
-  """The `sources.SourceSpec` of a TrainConfig (shared by every data-driven stage)."""
-  return sources.SourceSpec(dataset=config.dataset, root=config.data_root, synthetic_scenes=config.synthetic_scenes,
-                            synthetic_frames=config.synthetic_frames, synthetic_size=(config.height, config.width),
-                            synthetic_seed=config.synthetic_seed, cityscapes_crop=config.cityscapes_crop,
-                            camvid_intrinsics=config.camvid_intrinsics)
-
-
 def segmenter_config(config):
   """The `SegmenterConfig` a TrainConfig describes."""
   return segmenter_lib.SegmenterConfig(
       backbone=config.backbone, backbone_filters=config.backbone_filters or None,
       backbone_blocks=config.backbone_blocks or None, nasfpn_filters=config.nasfpn_filters,
       nasfpn_repeats=config.nasfpn_repeats, head_filters=config.head_filters, head_groups=config.head_groups,
-      num_classes=sources.num_classes(source_spec(config)), input_size=(config.height, config.width))
+      num_classes=sources.num_classes(video.source_spec(config)), input_size=(config.height, config.width))
 
 
 def cross_entropy(logits, labels, class_weights=None):
@@ -65,23 +58,16 @@ def _single_frames(batch):
 
 
 @stage_lib.register("segmentation")
-class SegmentationStage(stage_lib.Stage):
+class SegmentationStage(video.VideoStage):
   """Supervised training of the segmenter on the labelled frames."""
 
   def __init__(self, config):
     super().__init__(config)
-    num_classes = sources.num_classes(source_spec(config))
+    num_classes = sources.num_classes(self.source)
     if config.class_weights and len(config.class_weights) != num_classes:
       raise ValueError(f"class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
                        f"Received {len(config.class_weights)}.")
     self.segmenter_config = segmenter_config(config)
-    self.source = source_spec(config)
-    self._scenes = {}
-
-  def scenes(self, split):
-    if split not in self._scenes:
-      self._scenes[split] = sources.load_scenes(self.source, split)
-    return self._scenes[split]
 
   def clip_config(self, training):
     config = self.config

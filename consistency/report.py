@@ -1,0 +1,50 @@
+"""The end-of-run summary `python -m consistency.train` prints: each stage's headline metrics and where things are.
+
+    summarize(model_dir, stages, export_dir="") -> str
+"""
+
+import json
+import os
+
+# Headline metrics per stage, in print order: (metrics.json key, label, format).
+_HEADLINES = {
+    "depth_motion": (("depth_abs_rel_median_scaled", "depth AbsRel (median-scaled)", "{:.3f}"),
+                     ("depth_delta1_median_scaled", "delta<1.25", "{:.3f}"),
+                     ("rotation_error_deg", "rotation error (deg)", "{:.3f}"),
+                     ("true_rotation_deg", "true rotation (deg)", "{:.3f}"),
+                     ("translation_angle_deg", "translation angle (deg)", "{:.1f}"),
+                     ("fx_relative_error", "fx rel. error", "{:.3f}")),
+    "segmentation": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
+    "consistency": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
+    "efc": (("miou", "mIoU", "{:.4f}"), ("flow_epe_all", "flow EPE all", "{:.3f}"),
+            ("flow_epe_noc", "flow EPE noc", "{:.3f}")),
+}
+_TITLES = {"segmentation": "baseline (labelled frames only)", "consistency": "with 4D consistency"}
+
+
+def read_metrics(model_dir, stage):
+  """The stage's metrics.json as a dict, or None if it has none."""
+  path = os.path.join(model_dir, stage, "metrics.json")
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def summarize(model_dir, stages, export_dir=""):
+  """A multi-line summary of the run in `model_dir` for `stages` (names), plus the SavedModel if exported."""
+  lines = [f"Run summary: {os.path.abspath(model_dir)}"]
+  for stage in stages:
+    metrics = read_metrics(model_dir, stage)
+    title = f"{stage} ({_TITLES[stage]})" if stage in _TITLES else stage
+    if metrics is None:
+      lines.append(f"  {title}: no metrics.json")
+      continue
+    parts = [label + " " + fmt.format(metrics[key]) for key, label, fmt in _HEADLINES.get(stage, ())
+             if isinstance(metrics.get(key), (int, float))]
+    lines.append(f"  {title} at step {metrics.get('step', '?')}: " + (", ".join(parts) or "(see metrics.json)"))
+    lines.append(f"    metrics: {os.path.join(model_dir, stage, 'metrics.json')}")
+  if export_dir:
+    lines.append(f"  SavedModel (segmenter only): {os.path.abspath(export_dir)}")
+  lines.append(f"  TensorBoard: tensorboard --logdir={os.path.abspath(model_dir)}")
+  return "\n".join(lines)

@@ -1,0 +1,28 @@
+"""What every stage that reads video shares: its data source, built from the config, and its scenes per split,
+indexed once."""
+
+from consistency import stage as stage_lib
+from datasets import sources
+
+
+def source_spec(config):
+  """The `sources.SourceSpec` of a TrainConfig."""
+  return sources.SourceSpec(dataset=config.dataset, root=config.data_root, synthetic_scenes=config.synthetic_scenes,
+                            synthetic_frames=config.synthetic_frames, synthetic_size=(config.height, config.width),
+                            synthetic_seed=config.synthetic_seed, cityscapes_crop=config.cityscapes_crop,
+                            camvid_intrinsics=config.camvid_intrinsics)
+
+
+class VideoStage(stage_lib.Stage):
+  """A stage that reads the configured video source (`self.source`); `scenes(split)` indexes a split once."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.source = source_spec(config)
+    self._scenes = {}
+
+  def scenes(self, split):
+    """The `scannet.SceneIndex` list of `split` ("train" or "val"), loaded (and generated, if synthetic) on first use."""
+    if split not in self._scenes:
+      self._scenes[split] = sources.load_scenes(self.source, split)
+    return self._scenes[split]
