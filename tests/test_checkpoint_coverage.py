@@ -13,6 +13,7 @@ from consistency import config as config_lib
 from consistency import trainer as trainer_lib
 from consistency.stages import toy_regression
 from depth_motion import depth_net
+from depth_motion import flow_net
 from depth_motion import intrinsics_table
 from depth_motion import motion_net
 from segmentation import segmenter
@@ -46,8 +47,16 @@ def _intrinsics_table():
   return intrinsics_table.IntrinsicsTable(3, (64, 64)), run
 
 
-@pytest.mark.parametrize("build", [_segmenter, _depth, _motion, _intrinsics_table],
-                         ids=["segmenter", "depth_net", "motion_net", "intrinsics_table"])
+def _flow():
+  encoder = segmenter.build_segmenter(TINY_SEGMENTER)
+  features = encoder.backbone_features(IMAGES)
+  inputs = {"features_a": features, "features_b": {level: value[::-1] for level, value in features.items()}}
+  model = flow_net.build_flow_net(flow_net.FlowNet(filters=4), encoder.backbone.channels)
+  return model, lambda m, training: m(inputs, training=training)["flow"][2]
+
+
+@pytest.mark.parametrize("build", [_segmenter, _depth, _motion, _intrinsics_table, _flow],
+                         ids=["segmenter", "depth_net", "motion_net", "intrinsics_table", "flow_net"])
 def test_checkpoint_saves_and_restores_every_variable(tmp_path, build):
   model, run = build()
   run(model, True)  # builds, and moves batch-norm statistics away from their initial values

@@ -1,0 +1,290 @@
+"""The EFC stage (Every Frame Counts, Ding et al. 2020): the segmenter and an unsupervised flow branch trained jointly.
+
+Models: "segmenter" (the exported one; its backbone is EFC's shared encoder) and "flow_net"
+(`depth_motion.flow_net.FlowNet` on the encoder levels of both frames). Only the segmenter is exported, so inference
+costs nothing extra: `segmenter.json` is written next to the checkpoints as the segmentation stage does, and
+`python -m segmentation.export --model_dir=<model_dir> --stage=efc` exports it.
+
+Data: frame pairs with a gap uniform in [efc_min_gap, efc_max_gap] (EFC: 1..5). Each batch mixes
+`efc_labelled_pairs` x batch pairs that start at a labelled frame (labels kept on `label_fraction` of the frames) with
+random pairs of the video, which are mostly unlabeled (EFC: 10 pairs per snippet, 5 containing the labelled frame).
+The two kinds are interleaved, so every replica gets its share of both.
+
+Loss: cross-entropy on every labelled frame of the batch, plus `consistency.efc_losses` on both directions of every
+pair (both frames go through the segmenter in one batch; the flow branch runs on (a, b) and (b, a) in one batch).
+Every term has a weight flag (0 disables it), so each row of EFC's ablation tables is a flagfile:
+  --efc_flow_only                  the flow branch alone (no cross-entropy, consistency or O_error): flow row "UL"
+  --efc_occlusion_weight=0 --noefc_occlusion_mask   no occlusion estimation
+  --noefc_error_mask               no O_seg / O_error (row "UL + OE + TC")
+  --efc_consistency_weight=0 ...   no temporal consistency
+  every unsupervised weight 0      the supervised-only baseline on the same batches (the flow branch is skipped)
+
+Evaluation (metrics.json) on validation pairs with gap `efc_eval_gap`, against the ground truth of
+`datasets.ground_truth.correspondence` (needs depth and poses):
+  flow_epe_all   mean end-point error (full resolution, pixels) over pixels with known depth
+  flow_epe_noc   over the non-occluded ones (visible in the other frame)
+  flow_fl_all    Fl (KITTI): fraction of those pixels with EPE > 3 px and > 5 % of the ground-truth magnitude
+  zero_flow_epe_all  EPE of predicting zero flow, for scale
+  occlusion_f1 (precision, recall)  O_est > 0.5 against the ground-truth occlusion (known depth, not visible)
+  miou, per-class IoU, pixel accuracy ... (`segmentation.metrics`) on the first frame of every pair.
+EPE and Fl are pooled over all evaluation pixels (sums over batches and replicas); KITTI's devkit averages EPE per
+image first (`datasets.flow_metrics` has that, for KITTI's own ground truth).
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from consistency import efc_losses
+from consistency import stage as stage_lib
+from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import video
+from datasets import augment as augment_lib
+from datasets import clips
+from datasets import ground_truth
+from datasets import visualize
+from depth_motion import flow_net as flow_net_lib
+from segmentation import metrics as metrics_lib
+from segmentation import segmenter as segmenter_lib
+
+UNSUPERVISED_TERMS = ("consistency", "occlusion", "smoothness", "photometric")
+# KITTI's outlier definition (Fl): EPE above 3 px and above 5 % of the ground-truth magnitude.
+FL_PIXELS = 3.0
+FL_RELATIVE = 0.05
+OCCLUSION_THRESHOLD = 0.5
+
+
+def _swap_halves(x):
+  """[2B, ...] (a; b) -> (b; a)."""
+  half = tf.shape(x)[0] // 2
+  return tf.concat([x[half:], x[:half]], axis=0)
+
+
+def _interleave_order(labelled, unlabeled):
+  """Permutation of [labelled pairs; unlabeled pairs] spreading the labelled ones evenly over the batch."""
+  keys = [(i + 0.5) / labelled for i in range(labelled)] + [(j + 0.5) / unlabeled for j in range(unlabeled)]
+  return np.argsort(np.array(keys), kind="stable").astype(np.int32)
+
+
+@stage_lib.register("efc")
+class EfcStage(video.VideoStage):
+  """Joint training of the segmenter and the flow / occlusion branch (see the module docstring)."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    if not 0.0 <= config.efc_labelled_pairs <= 1.0:
+      raise ValueError(f"efc_labelled_pairs must be in [0, 1]. Received: {config.efc_labelled_pairs}")
+    if not 1 <= config.efc_min_gap <= config.efc_max_gap or config.efc_eval_gap < 1:
+      raise ValueError(f"Need 1 <= efc_min_gap <= efc_max_gap and efc_eval_gap >= 1. Received: {config.efc_min_gap}, "
+                       f"{config.efc_max_gap}, {config.efc_eval_gap}")
+    self.weights = efc_losses.loss_weights({
+        "segmentation": config.efc_segmentation_weight, "consistency": config.efc_consistency_weight,
+        "occlusion": config.efc_occlusion_weight, "smoothness": config.efc_smoothness_weight,
+        "photometric": config.efc_photometric_weight})
+    if config.efc_flow_only:
+      self.weights.update(segmentation=0.0, consistency=0.0)
+    if any(w < 0 for w in self.weights.values()):
+      raise ValueError(f"EFC loss weights must be >= 0. Received: {self.weights}")
+    if config.efc_occlusion_mask and self.weights["occlusion"] == 0.0:
+      raise ValueError("--efc_occlusion_mask needs --efc_occlusion_weight > 0 (the occlusion heads would be "
+                       "untrained); pass --noefc_occlusion_mask to ablate occlusion estimation.")
+    self.flow_active = any(self.weights[name] > 0 for name in UNSUPERVISED_TERMS)
+    self.error_mask = config.efc_error_mask and not config.efc_flow_only
+    self.loss_config = efc_losses.EfcLossConfig(
+        alpha=config.efc_occlusion_alpha, beta=config.efc_ssim_beta, loss_levels=tuple(config.efc_loss_levels),
+        consistency_levels=tuple(config.efc_consistency_levels), occlusion_mask=config.efc_occlusion_mask,
+        error_mask=self.error_mask, mask_gradient=config.efc_mask_gradient)
+    levels = tuple(config.efc_flow_levels)
+    bad = [level for level in config.efc_loss_levels if level > max(levels) or 0 < level < 2]
+    bad += [level for level in config.efc_consistency_levels if level not in levels]
+    if bad:
+      raise ValueError(f"EFC levels {bad} are not usable: loss levels must be 0 or flow levels {levels}, consistency "
+                       "levels must be flow levels.")
+    self.segmenter_config = segmentation_stage.segmenter_config(config)
+    self.labelled_per_batch = int(round(config.efc_labelled_pairs * config.batch_size))
+
+  # --------------------------------------------------------------------------------------------------------------
+  # Models.
+
+  def new_flow_net(self):
+    config = self.config
+    return flow_net_lib.FlowNet(
+        levels=tuple(config.efc_flow_levels), correlation_level=config.efc_correlation_level,
+        max_displacement=config.efc_max_displacement, displacement_stride=config.efc_displacement_stride,
+        filters=config.efc_flow_filters, name="flow_net")
+
+  def build_models(self):
+    segmenter = segmenter_lib.build_segmenter(self.segmenter_config)
+    flow_net = flow_net_lib.build_flow_net(self.new_flow_net(), segmenter.backbone.channels)
+    stage_dir = os.path.join(self.config.model_dir, self.name)
+    os.makedirs(stage_dir, exist_ok=True)
+    with open(os.path.join(stage_dir, segmentation_stage.SEGMENTER_CONFIG_FILE), "w", encoding="utf-8") as f:
+      json.dump({"config": self.segmenter_config.to_dict(), "input_size": [self.config.height, self.config.width]},
+                f, indent=2)
+    return {"segmenter": segmenter, "flow_net": flow_net}
+
+  # --------------------------------------------------------------------------------------------------------------
+  # Data.
+
+  def _clip_config(self, batch_size, seed, training):
+    config = self.config
+    gaps = (config.efc_min_gap, config.efc_max_gap) if training else (config.efc_eval_gap, config.efc_eval_gap)
+    return clips.ClipConfig(
+        height=config.height, width=config.width, clip_length=2, min_gap=gaps[0], max_gap=gaps[1],
+        label_fraction=config.label_fraction if training else 1.0, label_seed=config.seed, batch_size=batch_size,
+        include_ground_truth=not training, augment=augment_lib.AugmentConfig() if training else None, seed=seed)
+
+  def train_dataset(self, start_step):
+    scenes = self.scenes("train")
+    labelled, unlabeled = self.labelled_per_batch, self.config.batch_size - self.labelled_per_batch
+    streams = []
+    if labelled:
+      source = clips.ClipSource(scenes, self._clip_config(labelled, self.config.seed, True))
+      starts = np.intersect1d(source.labelled_starts(), source.clip_starts)
+      if starts.size == 0:
+        raise ValueError("efc: no labelled frame can start a training pair (label_fraction too small, or no labels); "
+                         "set --efc_labelled_pairs=0 to train on random pairs only.")
+      streams.append(source.dataset(True, starts=starts, skip_batches=start_step))
+    if unlabeled:
+      source = clips.ClipSource(scenes, self._clip_config(unlabeled, self.config.seed + 1, True))
+      streams.append(source.dataset(True, skip_batches=start_step))
+    height, width, batch_size = self.config.height, self.config.width, self.config.batch_size
+
+    def static(b):  # augmentation leaves H and W unknown to the graph; they are the working size
+      return {"image": tf.ensure_shape(b["image"], [batch_size, 2, height, width, 3]),
+              "label": tf.ensure_shape(b["label"], [batch_size, 2, height, width])}
+
+    if len(streams) == 1:
+      return streams[0].map(static)
+    order = _interleave_order(labelled, unlabeled)
+
+    def mix(first, second):
+      return static({k: tf.gather(tf.concat([first[k], second[k]], axis=0), order) for k in ("image", "label")})
+
+    return tf.data.Dataset.zip((streams[0], streams[1])).map(mix).prefetch(tf.data.AUTOTUNE)
+
+  def eval_dataset(self):
+    config = self._clip_config(self.config.batch_size, self.config.seed, False)
+    ds = clips.ClipSource(self.scenes("val"), config).dataset(training=False)
+    ds = ds.map(lambda b: {k: b[k] for k in ("image", "label", "depth", "pose", "intrinsics")})
+    if self.config.eval_max_batches:
+      ds = ds.take(self.config.eval_max_batches)
+    return ds
+
+  # --------------------------------------------------------------------------------------------------------------
+  # Training.
+
+  def _flow(self, models, features, training):
+    """The flow branch on (a, b) and (b, a): features {level: [2B, ...]} of (a; b)."""
+    if not self.config.efc_flow_trains_encoder:
+      # stop_gradient: the flow losses must not shape the shared encoder in this ablation.
+      features = {level: tf.stop_gradient(value) for level, value in features.items()}
+    swapped = {level: _swap_halves(value) for level, value in features.items()}
+    return models["flow_net"]({"features_a": features, "features_b": swapped}, training=training)
+
+  def compute_losses(self, models, batch, step, training=True):
+    del step
+    images = batch["image"]
+    frames = tf.concat([images[:, 0], images[:, 1]], axis=0)  # (a; b): [2B, H, W, 3]
+    labels = tf.concat([batch["label"][:, 0], batch["label"][:, 1]], axis=0)
+    segmenter = models["segmenter"]
+    terms, outputs = {}, {"image": images[:, 0], "label": batch["label"][:, 0]}
+    logits = None
+    if self.config.efc_flow_only:
+      features = segmenter.backbone_features(frames, training=training)
+    else:
+      out = segmenter(frames, training=training, return_features=self.flow_active)
+      logits = tf.cast(out["logits"], tf.float32)
+      features = out.get("features")
+      terms["segmentation"] = segmentation_stage.cross_entropy(logits, labels, self.config.class_weights or None)
+      outputs["logits"] = logits[:tf.shape(images)[0]]
+    if self.flow_active:
+      flow = self._flow(models, features, training)
+      use_occlusion = self.weights["occlusion"] > 0 or self.loss_config.occlusion_mask
+      use_consistency = self.weights["consistency"] > 0
+      probabilities = tf.nn.softmax(logits) if self.error_mask else None
+      unsupervised, masks = efc_losses.unsupervised_losses(
+          frames, _swap_halves(frames), flow["flow"],
+          occlusion_logits=flow["occlusion_logits"] if use_occlusion else None,
+          features=features if use_consistency else None,
+          target_features={k: _swap_halves(v) for k, v in features.items()} if use_consistency else None,
+          probabilities=probabilities,
+          target_probabilities=None if probabilities is None else _swap_halves(probabilities),
+          config=self.loss_config)
+      terms.update(unsupervised)
+      finest = min(flow["flow"])
+      outputs["flow"] = flow_net_lib.resize_flow(flow["flow"][finest], tf.shape(frames)[1:3])
+      outputs.update(masks)
+    return efc_losses.weighted(terms, self.weights), outputs
+
+  # --------------------------------------------------------------------------------------------------------------
+  # Evaluation.
+
+  def eval_step(self, models, batch):
+    images = batch["image"]
+    size = tf.shape(images)[2:4]
+    segmenter = models["segmenter"]
+    out = segmenter(images[:, 0], training=False, return_features=True)
+    statistics = {"confusion": metrics_lib.confusion_matrix(batch["label"][:, 0], out["logits"])}
+    features_b = segmenter.backbone_features(images[:, 1], training=False)
+    flow_out = models["flow_net"]({"features_a": out["features"], "features_b": features_b}, training=False)
+    finest = min(flow_out["flow"])
+    flow = flow_net_lib.resize_flow(flow_out["flow"][finest], size)
+    occlusion = tf.sigmoid(tf.image.resize(flow_out["occlusion_logits"][finest], size, method="bilinear"))[..., 0]
+
+    depth = batch["depth"]
+    truth = ground_truth.correspondence(depth[:, 0], batch["pose"][:, 0], batch["pose"][:, 1], batch["intrinsics"],
+                                        target_depth=depth[:, 1])
+    finite = tf.reduce_all(tf.math.is_finite(truth.flow), axis=-1)
+    known = (depth[:, 0] > 0.0) & finite
+    gt_flow = tf.where(known[..., None], truth.flow, 0.0)
+    epe = tf.norm(flow - gt_flow, axis=-1)
+    magnitude = tf.norm(gt_flow, axis=-1)
+    noc = known & truth.visible
+    outlier = (epe > FL_PIXELS) & (epe > FL_RELATIVE * magnitude)
+    occluded = known & ~truth.visible
+    predicted = known & (occlusion > OCCLUSION_THRESHOLD)
+
+    def total(values, mask):
+      return tf.reduce_sum(tf.where(mask, tf.cast(values, tf.float64), 0.0))
+
+    def count(mask):
+      return tf.reduce_sum(tf.cast(mask, tf.float64))
+
+    statistics.update(
+        epe_all=total(epe, known), epe_noc=total(epe, noc), outliers_all=count(known & outlier),
+        zero_flow_epe_all=total(magnitude, known), pixels_all=count(known), pixels_noc=count(noc),
+        occlusion_tp=count(occluded & predicted), occlusion_fp=count(predicted & ~occluded),
+        occlusion_fn=count(occluded & ~predicted), occlusion_pixels=count(occluded))
+    return statistics
+
+  def eval_result(self, totals):
+    metrics = metrics_lib.metrics_dict(totals["confusion"])
+
+    def ratio(numerator, denominator):
+      denominator = float(totals[denominator]) if isinstance(denominator, str) else float(denominator)
+      return float(totals[numerator]) / denominator if denominator > 0 else None
+
+    tp, fp, fn = (float(totals[k]) for k in ("occlusion_tp", "occlusion_fp", "occlusion_fn"))
+    metrics.update(
+        flow_epe_all=ratio("epe_all", "pixels_all"), flow_epe_noc=ratio("epe_noc", "pixels_noc"),
+        flow_fl_all=ratio("outliers_all", "pixels_all"), zero_flow_epe_all=ratio("zero_flow_epe_all", "pixels_all"),
+        occlusion_precision=tp / (tp + fp) if tp + fp > 0 else None,
+        occlusion_recall=tp / (tp + fn) if tp + fn > 0 else None,
+        occlusion_f1=2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None,
+        gt_occlusion_fraction=ratio("occlusion_pixels", "pixels_all"), eval_pixels=int(totals["pixels_all"]))
+    return metrics
+
+  def summary_images(self, batch, outputs):
+    images = {"image": outputs["image"], "label": visualize.colorize_labels(outputs["label"])}
+    if "logits" in outputs:
+      images["prediction"] = visualize.colorize_labels(tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32))
+    if "flow" in outputs:
+      forward = tf.shape(outputs["image"])[0]  # the first half of the directed pairs: a -> b
+      images["flow"] = visualize.colorize_flow(outputs["flow"][:forward])
+      for name in ("occlusion", "occlusion_target", "segmentation_error"):
+        if name in outputs:
+          images[name] = visualize.colorize_mask(outputs[name][:forward])
+    return images
