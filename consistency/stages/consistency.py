@@ -68,10 +68,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     init_dir = self.config.consistency_init_dir or os.path.join(self.config.model_dir, "segmentation")
     if init_dir != "none":
       starts.append(("segmenter", init_dir))
-    if self.config.geometry == "learned":
-      # The teachers were restored in build_models; restoring them again here checks the checkpoint names them.
-      starts += [("depth", self.teacher_dir), ("motion", self.teacher_dir)]
-    return tuple(starts)
+    return tuple(starts)  # the teachers are restored (and checked) by build_models
 
   # ------------------------------------------------------------------------------------------------------------
   # Data.

@@ -18,10 +18,11 @@ from datasets import clips
 from datasets import labels as labels_lib
 from datasets import sources
 from datasets import visualize
+from segmentation import export as export_lib
 from segmentation import metrics as metrics_lib
 from segmentation import segmenter as segmenter_lib
 
-SEGMENTER_CONFIG_FILE = "segmenter.json"
+SEGMENTER_CONFIG_FILE = export_lib.SEGMENTER_JSON  # what `python -m segmentation.export` reads
 
 
 def segmenter_config(config):
