@@ -49,7 +49,7 @@ class TrainConfig:
   width: int = 160
   label_fraction: float = 1.0
   eval_max_batches: int = 0
-  # Real datasets (datasets/sources.py).
+  # Real datasets (datasets/sources.py); every root is data_root (kitti_raw: the folder holding the <date>/ folders).
   cityscapes_crop: bool = False
   camvid_intrinsics: tuple = ()  # (fx, fy, cx, cy) at CamVid's 480x360; empty: a stand-in (datasets/camvid.py)
   # The segmenter (segmentation.segmenter.SegmenterConfig).

@@ -51,10 +51,11 @@ flags.DEFINE_string("export_dir", "", "After the last stage, export the segmente
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet", "cityscapes", "camvid"],
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet", "cityscapes", "camvid", "kitti_raw"],
                   "Video source of the data-driven stages: the built-in synthetic indoor video, or a dataset at "
                   "--data_root: a ScanNet export, Cityscapes (the folder holding leftImg8bit_sequence/, gtFine/, "
-                  "camera/), or SegNet's CamVid/ folder.")
+                  "camera/), SegNet's CamVid/ folder, or raw KITTI (the folder holding the <date>/ folders; no "
+                  "labels: Cityscapes' 19 classes, for depth_motion and efc with --efc_labelled_pairs=0).")
 flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, generated on first use (default: "
                     "under ~/.cache/video-consistency-segmentation, named after the synthetic settings).")
 flags.DEFINE_integer("synthetic_scenes", 20, "Scenes of the generated synthetic video (80/20 train/val split).")
@@ -210,13 +211,19 @@ _LIST_PARSERS = {
 }
 
 
-def config_from_flags():
-  """The `TrainConfig` the parsed flags describe: every field of TrainConfig is the flag of the same name."""
-  if not FLAGS.model_dir:
+def config_from_flags(flag_values=None):
+  """The `TrainConfig` the parsed flags describe: every field of TrainConfig is the flag of the same name.
+
+  Args:
+    flag_values: the parsed `flags.FlagValues` to read (default: the global FLAGS); e.g. a run's flags.txt parsed
+      into a private copy (`consistency.kitti_flow_predict.read_run_config`).
+  """
+  flag_values = FLAGS if flag_values is None else flag_values
+  if not flag_values["model_dir"].value:
     raise ValueError("--model_dir is required.")
   values = {}
   for field in dataclasses.fields(config_lib.TrainConfig):
-    value = FLAGS[field.name].value
+    value = flag_values[field.name].value
     if field.name in _LIST_PARSERS:
       value = _LIST_PARSERS[field.name](field.name, value)
     elif isinstance(value, list):

@@ -1,7 +1,7 @@
 """Summarise a dataset on disk and draw a contact sheet of one clip, to check data before training on it.
 
   python -m datasets.inspect --dataset=scannet --root=/data/scannet --split=val --output=sheet.png
-  python -m datasets.inspect --dataset=cityscapes|camvid|kitti_flow --root=DIR [--split=train|val|test]
+  python -m datasets.inspect --dataset=cityscapes|camvid|kitti_flow|kitti_raw --root=DIR [--split=train|val|test]
 
 Prints the scenes and frames, image resolutions, the range of the intrinsics and the class pixel frequencies over a
 sample of frames, then writes a PNG with one column per frame of a clip and rows RGB, depth, labels, ground-truth
@@ -31,6 +31,7 @@ from datasets import camvid
 from datasets import cityscapes
 from datasets import ground_truth
 from datasets import kitti_flow
+from datasets import kitti_raw
 from datasets import labels as labels_lib
 from datasets import scannet
 from datasets import visualize
@@ -74,6 +75,8 @@ READERS = {
                             "...).", camvid.iter_scenes, "camvid", camvid.SPLITS),
     "kitti_flow": DatasetReader("KITTI optical flow 2015 pairs with ground-truth flow (the folder holding "
                                 "training/).", kitti_flow.iter_scenes, None, tuple(kitti_flow.SPLITS)),
+    "kitti_raw": DatasetReader("Raw KITTI drives, left colour camera (the folder holding the <date>/ folders, "
+                               "optionally test_scenes.txt).", kitti_raw.iter_scenes, None, kitti_raw.SPLITS),
 }
 
 
@@ -312,10 +315,12 @@ def define_flags():
                     "Dataset format of --root: " + "; ".join(f"{k}: {v.description}" for k, v in READERS.items()))
   flags.DEFINE_string("root", None, "Dataset root as distributed: scannet: the folder holding the scene folders "
                       "(and split files, label tsv); cityscapes: the folder holding leftImg8bit_sequence/; camvid: "
-                      "SegNet's CamVid/ folder; kitti_flow: the folder holding training/.")
+                      "SegNet's CamVid/ folder; kitti_flow: the folder holding training/; kitti_raw: the folder "
+                      "holding the <date>/ folders.")
   flags.DEFINE_enum("split", None, sorted({s for reader in READERS.values() for s in reader.splits}),
                     "Only the scenes of this split (scannet: scannetv2_<split>.txt at the root; kitti_flow: train = "
-                    "training/, test = testing/); every scene (kitti_flow: training/) when not given.")
+                    "training/, test = testing/; kitti_raw: val = test = the drives of test_scenes.txt, train = the "
+                    "others); every scene (kitti_flow: training/) when not given.")
   flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
   flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
                        lower_bound=8)

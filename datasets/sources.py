@@ -1,12 +1,14 @@
-"""Where a stage's scenes come from: a dataset root (ScanNet, Cityscapes, CamVid), or the built-in synthetic video.
+"""Where a stage's scenes come from: a dataset root (ScanNet, Cityscapes, CamVid, raw KITTI), or the built-in synthetic
+video.
 
     spec = sources.SourceSpec(dataset="cityscapes", root="/data/cityscapes")
     scenes = sources.load_scenes(spec, "train")        # scannet.SceneIndex list, for datasets.clips
-    segmenter_classes = sources.num_classes(spec)      # 21, 19 or 11
+    segmenter_classes = sources.num_classes(spec)      # 21, 19 or 11 (raw KITTI: Cityscapes' 19)
 
 The synthetic video is written once into its cache directory (complete scenes are skipped on later calls, an
 interrupted generation is finished), then read through the same ScanNet reader as real data. Every reader returns
-`scannet.SceneIndex` scenes, so the clip pipeline is the same for all.
+`scannet.SceneIndex` scenes, so the clip pipeline is the same for all. Raw KITTI has no labels: a segmenter trained on
+it predicts Cityscapes' 19 classes (`kitti_raw.CLASS_SET`), as in EFC's KITTI setup.
 """
 
 import dataclasses
@@ -16,11 +18,14 @@ from absl import logging
 
 from datasets import camvid
 from datasets import cityscapes
+from datasets import kitti_raw
 from datasets import labels as labels_lib
 from datasets import scannet
 from datasets import synthetic
 
-DATASETS = ("synthetic", "scannet", "cityscapes", "camvid")
+DATASETS = ("synthetic", "scannet", "cityscapes", "camvid", "kitti_raw")
+# Datasets without labels of their own, and the class set a segmenter trained on them predicts.
+_CLASS_SETS = {"kitti_raw": kitti_raw.CLASS_SET}
 CACHE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "video-consistency-segmentation")
 
 
@@ -31,7 +36,8 @@ class SourceSpec:
   Attributes:
     dataset: one of DATASETS.
     root: dataset root. synthetic: the cache directory ("" for a default under ~/.cache named after the settings).
-      cityscapes: the folder holding leftImg8bit_sequence/ (gtFine/, camera/); camvid: SegNet's CamVid/ folder.
+      cityscapes: the folder holding leftImg8bit_sequence/ (gtFine/, camera/); camvid: SegNet's CamVid/ folder;
+      kitti_raw: the folder holding the <date>/ folders of raw KITTI (and optionally test_scenes.txt).
     synthetic_scenes, synthetic_frames: size of the generated video.
     synthetic_size: (height, width) rendered (the working resolution, so nothing is resized).
     synthetic_seed: generator seed.
@@ -64,14 +70,19 @@ class SourceSpec:
                                     f"seed{self.synthetic_seed}")
 
 
+def class_set(spec):
+  """The labelled dataset whose classes a segmenter trained on `spec` predicts: its own, or raw KITTI's Cityscapes."""
+  return _CLASS_SETS.get(spec.dataset, spec.dataset)
+
+
 def num_classes(spec):
-  """The number of classes the segmenter predicts for `spec`'s dataset (`labels.num_classes`)."""
-  return labels_lib.num_classes(spec.dataset)
+  """The number of classes the segmenter predicts for `spec`'s dataset (`labels.num_classes`; raw KITTI: 19)."""
+  return labels_lib.num_classes(class_set(spec))
 
 
 def class_names(spec):
-  """The class names of `spec`'s dataset, in class id order."""
-  return labels_lib.class_names(spec.dataset)
+  """The class names of `spec`'s dataset, in class id order (raw KITTI: Cityscapes')."""
+  return labels_lib.class_names(class_set(spec))
 
 
 def load_scenes(spec, split=None):
@@ -81,6 +92,8 @@ def load_scenes(spec, split=None):
     return cityscapes.read_scenes(root, split, crop=spec.cityscapes_crop)
   if spec.dataset == "camvid":
     return camvid.read_scenes(root, split, intrinsics=tuple(spec.camvid_intrinsics) or None)
+  if spec.dataset == "kitti_raw":
+    return kitti_raw.read_scenes(root, split)
   if spec.dataset == "synthetic":
     height, width = spec.synthetic_size
     logging.info("Synthetic video in %s (generated on first use).", root)

@@ -44,6 +44,7 @@ from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips
 from datasets import ground_truth
+from datasets import sources
 from datasets import visualize
 from depth_motion import flow_net as flow_net_lib
 from segmentation import metrics as metrics_lib
@@ -227,7 +228,8 @@ class EfcStage(video.VideoStage):
     size = tf.shape(images)[2:4]
     segmenter = models["segmenter"]
     out = segmenter(images[:, 0], training=False, return_features=True)
-    statistics = {"confusion": metrics_lib.confusion_matrix(batch["label"][:, 0], out["logits"])}
+    statistics = {"confusion": metrics_lib.confusion_matrix(batch["label"][:, 0], out["logits"],
+                                                          num_classes=sources.num_classes(self.source))}
     features_b = segmenter.backbone_features(images[:, 1], training=False)
     flow_out = models["flow_net"]({"features_a": out["features"], "features_b": features_b}, training=False)
     finest = min(flow_out["flow"])
@@ -261,7 +263,7 @@ class EfcStage(video.VideoStage):
     return statistics
 
   def eval_result(self, totals):
-    metrics = metrics_lib.metrics_dict(totals["confusion"])
+    metrics = metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
 
     def ratio(numerator, denominator):
       denominator = float(totals[denominator]) if isinstance(denominator, str) else float(denominator)

@@ -111,6 +111,6 @@ class SegmentationStage(video.VideoStage):
 
   def summary_images(self, batch, outputs):
     prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
-    colors = visualize.palette(self.config.dataset)
+    colors = visualize.palette(sources.class_set(self.source))
     return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction, colors),
             "label": visualize.colorize_labels(outputs["label"], colors)}
