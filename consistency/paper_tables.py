@@ -1,0 +1,362 @@
+"""Pasad et al. 2020's experiments on the synthetic video: Table 1, Table 2 and Figure 2, as one resumable command.
+
+    python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2] [--fractions=0.01,0.1,1.0]
+        [--seeds=0,1] [--geometries=ground_truth,learned] [--baseline_steps=300] [--continue_steps=200]
+        [--teacher_steps=300] [--dry_run]
+
+Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
+subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
+interrupted command picks up where it stopped. Per label fraction f and seed s (<output>/f<f>_s<s>/):
+  baseline/   stage segmentation on the fraction's labels for --baseline_steps (the paper's supervised baseline);
+  control/    the baseline continued for --continue_steps on the same labels, --consistency_weight=0;
+  <geometry>/ the baseline continued for --continue_steps with the 4D consistency loss (weights 0.2/0.4/0.4),
+              geometry ground_truth (the oracle: synthetic depth, poses, K) or learned (the depth_motion teachers
+              trained once into <output>/teachers for --teacher_steps with --teacher_flagfile).
+The consistency runs are compared with the control (same steps, same labels): the gain is the loss's, not the
+extra training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
+(uniform, label prior, edge prior alone, cross-entropy alone, all four) next to Table 1's all three.
+
+Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds), results.json
+(every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the control against
+class frequency, lowest fraction, first geometry, mean over seeds).
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+# Table 2's rows: the consistency weights (uniform, label prior, edge prior, cross-entropy) of each weighting.
+WEIGHTINGS = {
+    "uniform": (1.0, 0.0, 0.0, 0.0),
+    "label_prior": (0.0, 1.0, 0.0, 0.0),
+    "edge_prior": (0.0, 0.0, 1.0, 0.0),
+    "all_three": (0.2, 0.4, 0.4, 0.0),
+    "cross_entropy": (0.0, 0.0, 0.0, 1.0),
+    "all_four": (0.2, 0.4, 0.4, 1.0),
+}
+_WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_edge_prior",
+                 "consistency_cross_entropy")
+METRICS_FILE = "metrics.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One training command: where it writes, which stage's metrics it ends with, and its flag overrides."""
+  name: str
+  model_dir: str
+  stage: str
+  steps: int
+  overrides: tuple
+
+  def metrics_path(self):
+    return os.path.join(self.model_dir, self.stage, METRICS_FILE)
+
+  def finished(self):
+    """Whether the stage's metrics.json exists and was written at its last step."""
+    path = self.metrics_path()
+    if not os.path.exists(path):
+      return False
+    with open(path, encoding="utf-8") as f:
+      return json.load(f).get("step") == self.steps
+
+  def metrics(self):
+    with open(self.metrics_path(), encoding="utf-8") as f:
+      return json.load(f)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What to run: the grid of the tables."""
+  output: str
+  base_flagfile: str
+  teacher_flagfile: str
+  tables: tuple = (1, 2)
+  fractions: tuple = (0.01, 0.1, 1.0)
+  seeds: tuple = (0, 1)
+  geometries: tuple = ("ground_truth", "learned")
+  baseline_steps: int = 300
+  continue_steps: int = 200
+  teacher_steps: int = 300
+
+  def __post_init__(self):
+    unknown = sorted(set(self.geometries) - {"ground_truth", "learned"})
+    if unknown or not self.geometries:
+      raise ValueError(f"geometries must be a non-empty subset of ground_truth, learned. Received: {self.geometries}")
+    if not self.fractions or any(not 0.0 < f <= 1.0 for f in self.fractions):
+      raise ValueError(f"fractions must be in (0, 1]. Received: {self.fractions}")
+    if not self.seeds:
+      raise ValueError("seeds must not be empty.")
+    unknown = sorted(set(self.tables) - {1, 2})
+    if unknown or not self.tables:
+      raise ValueError(f"tables must be a non-empty subset of 1, 2. Received: {self.tables}")
+
+  @property
+  def teacher_dir(self):
+    return os.path.join(self.output, "teachers")
+
+  def cell(self, fraction, seed):
+    return os.path.join(self.output, f"f{fraction:g}_s{seed}")
+
+  def teacher_run(self):
+    return Run("teachers", self.teacher_dir, "depth_motion", self.teacher_steps,
+               (f"--flagfile={self.teacher_flagfile}", f"--train_steps={self.teacher_steps}"))
+
+  def baseline_run(self, fraction, seed):
+    return Run(f"baseline f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), "baseline"),
+               "segmentation", self.baseline_steps,
+               (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
+                f"--seed={seed}", f"--train_steps={self.baseline_steps}"))
+
+  def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three"):
+    """The baseline continued: variant "control" (no consistency loss) or a consistency run."""
+    baseline = os.path.join(self.cell(fraction, seed), "baseline", "segmentation")
+    overrides = [f"--flagfile={self.base_flagfile}", "--stages=consistency", f"--label_fraction={fraction}",
+                 f"--seed={seed}", f"--train_steps={self.continue_steps}", f"--consistency_init_dir={baseline}",
+                 f"--geometry={geometry}"]
+    if variant == "control":
+      overrides.append("--consistency_weight=0")
+    else:
+      overrides += [f"--{flag}={weight}" for flag, weight in zip(_WEIGHT_FLAGS, WEIGHTINGS[weighting])]
+      if geometry == "learned":
+        overrides.append(f"--consistency_teacher_dir={os.path.join(self.teacher_dir, 'depth_motion')}")
+    return Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
+               "consistency", self.continue_steps, tuple(overrides))
+
+  def variants(self):
+    """{variant name: (geometry, weighting)} of the consistency runs of one (fraction, seed) cell."""
+    return {geometry: (geometry, "all_three") for geometry in self.geometries}
+
+  def table2_variants(self):
+    geometry = self.geometries[0]
+    return {f"{geometry}_{weighting}": (geometry, weighting) for weighting in WEIGHTINGS if weighting != "all_three"}
+
+  def run_for(self, fraction, seed, variant):
+    """The run of `variant` ("baseline", "control", or a key of `variants` / `table2_variants`) in a cell."""
+    if variant == "baseline":
+      return self.baseline_run(fraction, seed)
+    if variant == "control":
+      return self.continuation(fraction, seed, "control")
+    geometry, weighting = {**self.variants(), **self.table2_variants()}[variant]
+    return self.continuation(fraction, seed, variant, geometry, weighting)
+
+  def runs(self):
+    """Every run, in dependency order (teachers, then each cell's baseline before its continuations)."""
+    runs = []
+    if "learned" in self.geometries:
+      runs.append(self.teacher_run())
+    lowest = min(self.fractions)
+    for fraction in sorted(self.fractions):
+      for seed in self.seeds:
+        variants = ["baseline", "control"]
+        if 1 in self.tables or fraction == lowest:
+          variants += list(self.variants())
+        if 2 in self.tables and fraction == lowest:
+          variants += list(self.table2_variants())
+        runs += [self.run_for(fraction, seed, variant) for variant in variants]
+    return runs
+
+
+def execute(run, dry_run=False):
+  """Runs `run` unless it has finished; returns the seconds it took (0 when skipped)."""
+  if run.finished():
+    logging.info("%s: finished earlier (%s), skipped.", run.name, run.metrics_path())
+    return 0.0
+  command = [sys.executable, "-m", "consistency.train", f"--model_dir={run.model_dir}", *run.overrides]
+  logging.info("%s: %s", run.name, " ".join(command))
+  if dry_run:
+    return 0.0
+  os.makedirs(run.model_dir, exist_ok=True)
+  log_path = os.path.join(run.model_dir, "train.log")
+  start = time.time()
+  with open(log_path, "a", encoding="utf-8") as log:
+    code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+  if code != 0 or not run.finished():
+    raise RuntimeError(f"{run.name} failed (exit status {code}); see {log_path}")
+  return time.time() - start
+
+
+def _mean_std(values):
+  values = [v for v in values if v is not None]
+  if not values:
+    return None, None
+  return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def _format(mean, std):
+  return "-" if mean is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def collect(plan):
+  """{fraction: {variant: [metrics of each seed, None where missing]}} over every run of the plan."""
+  results = {}
+  variants = ["baseline", "control", *plan.variants()]
+  if 2 in plan.tables:
+    variants += list(plan.table2_variants())
+  for fraction in plan.fractions:
+    results[fraction] = {}
+    for variant in variants:
+      runs = [plan.run_for(fraction, seed, variant) for seed in plan.seeds]
+      results[fraction][variant] = [run.metrics() if os.path.exists(run.metrics_path()) else None for run in runs]
+  return results
+
+
+def _miou(metrics_list):
+  return [m["miou"] if m else None for m in metrics_list]
+
+
+def table1(plan, results):
+  """Markdown: mIoU mean ± std over seeds per fraction (rows) and run (columns), and each run's gain on the control."""
+  columns = ["baseline", "control", *plan.variants()]
+  lines = ["| labels | " + " | ".join(columns) + " | " + " | ".join(f"{v} - control" for v in plan.variants()) + " |",
+           "|" + "---|" * (1 + len(columns) + len(plan.variants()))]
+  for fraction in sorted(plan.fractions):
+    cells = [_format(*_mean_std(_miou(results[fraction][c]))) for c in columns]
+    gains = []
+    for variant in plan.variants():
+      paired = [(a - b) if a is not None and b is not None else None
+                for a, b in zip(_miou(results[fraction][variant]), _miou(results[fraction]["control"]))]
+      gains.append(_format(*_mean_std(paired)))
+    lines.append(f"| {fraction * 100:g} % | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
+  return "\n".join(lines)
+
+
+def table2(plan, results):
+  """Markdown: at the lowest fraction, mIoU of each weighting (mean ± std over seeds) and its gain on the control."""
+  fraction = min(plan.fractions)
+  geometry = plan.geometries[0]
+  rows = {"control (no consistency)": "control", **{w: f"{geometry}_{w}" for w in WEIGHTINGS}}
+  rows["all_three"] = geometry
+  lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control |", "|---|---|---|"]
+  for label, variant in rows.items():
+    mious = _miou(results[fraction][variant])
+    gain = [(a - b) if a is not None and b is not None else None
+            for a, b in zip(mious, _miou(results[fraction]["control"]))]
+    lines.append(f"| {label} | {_format(*_mean_std(mious))} | {_format(*_mean_std(gain))} |")
+  return "\n".join(lines)
+
+
+def per_class_gain(plan, results):
+  """[(class, frequency, relative IoU gain)] of the first geometry's run over the control, lowest fraction."""
+  fraction = min(plan.fractions)
+  variant = plan.geometries[0]
+  rows = []
+  pairs = [(m, c) for m, c in zip(results[fraction][variant], results[fraction]["control"]) if m and c]
+  if not pairs:
+    return rows
+  for name in pairs[0][0]["per_class"]:
+    gains, freqs = [], []
+    for method, control in pairs:
+      ours, theirs = method["per_class"][name], control["per_class"][name]
+      freqs.append(theirs["frequency"])
+      if ours["iou"] is not None and theirs["iou"] is not None and theirs["iou"] > 0:
+        gains.append((ours["iou"] - theirs["iou"]) / theirs["iou"])
+    if gains:
+      rows.append((name, float(np.mean(freqs)), float(np.mean(gains))))
+  return rows
+
+
+def figure2(rows, path, title):
+  """Scatter of relative per-class IoU gain against class frequency (log x), one labelled point per class."""
+  import matplotlib  # imported here: only this figure needs it
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+  if rows:
+    names, freqs, gains = zip(*rows)
+    ax.scatter(freqs, [100 * g for g in gains], color="tab:blue")
+    for name, f, g in rows:
+      ax.annotate(name, (f, 100 * g), fontsize=7, xytext=(3, 3), textcoords="offset points")
+  ax.axhline(0.0, color="gray", linewidth=0.8)
+  ax.set_xscale("log")
+  ax.set_xlabel("class frequency (fraction of validation pixels)")
+  ax.set_ylabel("relative IoU gain over the control (%)")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def report(plan, results, seconds):
+  """Writes results.md, results.json and figure2.png into plan.output; returns the markdown."""
+  lines = [f"# Pasad et al. 2020 on synthetic video ({len(plan.seeds)} seeds: {', '.join(map(str, plan.seeds))})",
+           "", f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
+           f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds. Runtime of the runs made by this "
+           f"invocation: {seconds / 60:.1f} min.", ""]
+  if "learned" in plan.geometries:
+    teacher = plan.teacher_run()
+    if os.path.exists(teacher.metrics_path()):
+      m = teacher.metrics()
+      lines += [f"Learned geometry: depth_motion teachers after {m.get('step')} steps: depth AbsRel (median-scaled) "
+                f"{m.get('depth_abs_rel_median_scaled', float('nan')):.3f}, rotation error "
+                f"{m.get('rotation_error_deg', float('nan')):.2f} deg (true {m.get('true_rotation_deg', float('nan')):.2f}"
+                " deg).", ""]
+  if 1 in plan.tables:
+    lines += ["## Table 1", "", table1(plan, results), ""]
+  if 2 in plan.tables:
+    lines += ["## Table 2", "", table2(plan, results), ""]
+  rows = per_class_gain(plan, results)
+  title = (f"{plan.geometries[0]} geometry vs control, {min(plan.fractions) * 100:g} % labels, "
+           f"mean of {len(plan.seeds)} seeds")
+  figure2(rows, os.path.join(plan.output, "figure2.png"), title)
+  lines += ["## Figure 2", "", "figure2.png: " + title + ".", "",
+            "| class | frequency | relative IoU gain |", "|---|---|---|"]
+  lines += [f"| {name} | {freq:.4f} | {100 * gain:+.1f} % |" for name, freq, gain in sorted(rows, key=lambda r: -r[1])]
+  markdown = "\n".join(lines) + "\n"
+  with open(os.path.join(plan.output, "results.md"), "w", encoding="utf-8") as f:
+    f.write(markdown)
+  serialisable = {f"{fraction:g}": runs for fraction, runs in results.items()}
+  with open(os.path.join(plan.output, "results.json"), "w", encoding="utf-8") as f:
+    json.dump({"plan": dataclasses.asdict(plan), "runs": serialisable}, f, indent=1)
+  return markdown
+
+
+def define_flags():
+  flags.DEFINE_string("output", None, "Folder of every run and of the results.", required=True)
+  flags.DEFINE_list("tables", ["1", "2"], "Which tables: 1 (fractions x runs), 2 (weightings at the lowest fraction).")
+  flags.DEFINE_list("fractions", ["0.01", "0.1", "1.0"], "Label fractions of Table 1.")
+  flags.DEFINE_list("seeds", ["0", "1"], "Seeds (label selection, initialisation, data order).")
+  flags.DEFINE_list("geometries", ["ground_truth", "learned"], "Geometries of the consistency runs; the first one is "
+                    "Table 2's and Figure 2's.")
+  flags.DEFINE_integer("baseline_steps", 300, "Steps of each supervised baseline.")
+  flags.DEFINE_integer("continue_steps", 200, "Steps of each continuation (control and consistency runs).")
+  flags.DEFINE_integer("teacher_steps", 300, "Steps of the depth_motion teachers (learned geometry).")
+  flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of every segmentation and "
+                      "consistency run (data, model, optimiser).")
+  flags.DEFINE_string("teacher_flagfile", "configs/synthetic_depth_motion.flags", "Flagfile of the teachers' run.")
+  flags.DEFINE_bool("dry_run", False, "Only log the commands.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  FLAGS = flags.FLAGS  # noqa: N806
+  for path in (FLAGS.base_flagfile, FLAGS.teacher_flagfile):
+    if not os.path.exists(path):
+      raise app.UsageError(f"Flagfile {path} not found (run from the repository root or pass its path).")
+  plan = Plan(output=os.path.abspath(FLAGS.output), base_flagfile=os.path.abspath(FLAGS.base_flagfile),
+              teacher_flagfile=os.path.abspath(FLAGS.teacher_flagfile), tables=tuple(int(t) for t in FLAGS.tables),
+              fractions=tuple(float(f) for f in FLAGS.fractions), seeds=tuple(int(s) for s in FLAGS.seeds),
+              geometries=tuple(FLAGS.geometries), baseline_steps=FLAGS.baseline_steps,
+              continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps)
+  runs = plan.runs()
+  logging.info("%d runs (%d finished earlier) into %s.", len(runs), sum(r.finished() for r in runs), plan.output)
+  seconds = 0.0
+  for index, run in enumerate(runs, start=1):
+    logging.info("Run %d / %d.", index, len(runs))
+    seconds += execute(run, FLAGS.dry_run)
+  if not FLAGS.dry_run:
+    print(report(plan, collect(plan), seconds))
+    print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,91 @@
+"""The paper-tables driver: its plan of runs, resuming, and the tables and figure it writes from runs' metrics."""
+
+import json
+import os
+
+import pytest
+
+from consistency import paper_tables
+
+
+def _plan(tmp_path, **kwargs):
+  settings = dict(output=str(tmp_path), base_flagfile="base.flags", teacher_flagfile="dm.flags",
+                  fractions=(0.01, 1.0), seeds=(0, 1), geometries=("ground_truth", "learned"), baseline_steps=30,
+                  continue_steps=20, teacher_steps=10)
+  settings.update(kwargs)
+  return paper_tables.Plan(**settings)
+
+
+def _write_metrics(run, miou, per_class, step=None):
+  os.makedirs(os.path.dirname(run.metrics_path()), exist_ok=True)
+  with open(run.metrics_path(), "w", encoding="utf-8") as f:
+    json.dump({"step": run.steps if step is None else step, "miou": miou, "per_class": per_class}, f)
+
+
+def test_plan_orders_runs_and_sets_each_runs_flags(tmp_path):
+  plan = _plan(tmp_path)
+  runs = plan.runs()
+  names = [run.name for run in runs]
+  assert names[0] == "teachers"
+  # Table 1 at both fractions and seeds (baseline, control, two geometries); Table 2's five other weightings at the
+  # lowest fraction only.
+  assert len(runs) == 1 + 2 * 2 * 4 + 2 * 5
+  for run in runs[1:]:
+    # every continuation comes after its own baseline
+    if run.stage == "consistency":
+      baseline = os.path.join(os.path.dirname(run.model_dir), "baseline", "segmentation")
+      assert f"--consistency_init_dir={baseline}" in run.overrides
+      assert names.index(run.name) > [r.model_dir for r in runs].index(os.path.dirname(baseline))
+  control = plan.run_for(0.01, 1, "control")
+  assert "--consistency_weight=0" in control.overrides and "--seed=1" in control.overrides
+  learned = plan.run_for(0.01, 0, "learned")
+  assert f"--consistency_teacher_dir={tmp_path}/teachers/depth_motion" in learned.overrides
+  uniform = plan.run_for(0.01, 0, "ground_truth_uniform")
+  assert {"--consistency_uniform=1.0", "--consistency_label_prior=0.0", "--consistency_edge_prior=0.0",
+          "--consistency_cross_entropy=0.0", "--geometry=ground_truth"} <= set(uniform.overrides)
+
+
+def test_plan_without_learned_geometry_has_no_teachers(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,))
+  assert all(run.name != "teachers" for run in plan.runs())
+  assert len(plan.runs()) == 2 * 2 * 3
+
+
+@pytest.mark.parametrize("bad", [dict(geometries=("lidar",)), dict(fractions=(0.0,)), dict(seeds=()),
+                                 dict(tables=(3,))])
+def test_plan_rejects_bad_settings(tmp_path, bad):
+  with pytest.raises(ValueError):
+    _plan(tmp_path, **bad)
+
+
+def test_finished_runs_are_skipped_and_unfinished_ones_are_not(tmp_path):
+  plan = _plan(tmp_path)
+  run = plan.run_for(0.01, 0, "baseline")
+  assert not run.finished()
+  _write_metrics(run, 0.1, {}, step=10)  # an interrupted run evaluated before its last step
+  assert not run.finished()
+  _write_metrics(run, 0.1, {})
+  assert run.finished()
+  assert paper_tables.execute(run) == 0.0
+
+
+def test_report_tables_and_figure_from_metrics(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",))
+  classes = {"wall": 0.5, "chair": 0.01}
+  for fraction in plan.fractions:
+    for seed in plan.seeds:
+      for variant, miou in (("baseline", 0.10), ("control", 0.20), ("ground_truth", 0.30 + 0.02 * seed)):
+        per_class = {name: {"iou": miou * (2.0 if name == "chair" and variant == "ground_truth" else 1.0),
+                            "frequency": freq} for name, freq in classes.items()}
+        _write_metrics(plan.run_for(fraction, seed, variant), miou, per_class)
+  results = paper_tables.collect(plan)
+  markdown = paper_tables.report(plan, results, seconds=60.0)
+  # Table 1: means over the two seeds, and the paired gain on the control (0.11 +- 0.01).
+  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3100 ± 0.0100 | 0.1100 ± 0.0100 |" in markdown
+  # Table 2 rows whose runs are missing are shown as "-", not invented.
+  assert "| uniform | - | - |" in markdown
+  # Figure 2 rows: wall gains (0.31 - 0.2) / 0.2 = +55 %, chair (0.62 - 0.2) / 0.2 = +210 %.
+  assert "| wall | 0.5000 | +55.0 % |" in markdown and "| chair | 0.0100 | +210.0 % |" in markdown
+  assert os.path.getsize(tmp_path / "figure2.png") > 1000
+  with open(tmp_path / "results.json", encoding="utf-8") as f:
+    assert json.load(f)["runs"]["0.01"]["control"][0]["miou"] == 0.2
