@@ -184,14 +184,17 @@ def execute(run, dry_run=False):
 
 
 def _mean_std(values):
+  """(mean, standard deviation, count) of the values that exist (None = a run that was not made)."""
   values = [v for v in values if v is not None]
   if not values:
-    return None, None
-  return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+    return None, None, 0
+  return float(np.mean(values)), float(np.std(values)), len(values)
 
 
-def _format(mean, std):
-  return "-" if mean is None else f"{mean:.4f} ± {std:.4f}"
+def _format(mean, std, count):
+  if mean is None:
+    return "-"
+  return f"{mean:.4f} ± {std:.4f}" if count > 1 else f"{mean:.4f} (1 seed)"
 
 
 def collect(plan):
@@ -288,8 +291,8 @@ def report(plan, results, seconds):
   """Writes results.md, results.json and figure2.png into plan.output; returns the markdown."""
   lines = [f"# Pasad et al. 2020 on synthetic video ({len(plan.seeds)} seeds: {', '.join(map(str, plan.seeds))})",
            "", f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
-           f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds. Runtime of the runs made by this "
-           f"invocation: {seconds / 60:.1f} min.", ""]
+           f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was "
+           f"run, \"-\" where none). Runtime of the runs made by this invocation: {seconds / 60:.1f} min.", ""]
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):
@@ -332,6 +335,8 @@ def define_flags():
                       "consistency run (data, model, optimiser).")
   flags.DEFINE_string("teacher_flagfile", "configs/synthetic_depth_motion.flags", "Flagfile of the teachers' run.")
   flags.DEFINE_bool("dry_run", False, "Only log the commands.")
+  flags.DEFINE_bool("report_only", False, "Make no run: write the tables from the runs that exist (missing ones "
+                    "are shown as -).")
 
 
 def main(argv):
@@ -349,7 +354,7 @@ def main(argv):
   runs = plan.runs()
   logging.info("%d runs (%d finished earlier) into %s.", len(runs), sum(r.finished() for r in runs), plan.output)
   seconds = 0.0
-  for index, run in enumerate(runs, start=1):
+  for index, run in enumerate([] if FLAGS.report_only else runs, start=1):
     logging.info("Run %d / %d.", index, len(runs))
     seconds += execute(run, FLAGS.dry_run)
   if not FLAGS.dry_run:

@@ -9,6 +9,7 @@ import os
 # Headline metrics per stage, in print order: (metrics.json key, label, format).
 _HEADLINES = {
     "depth_motion": (("depth_abs_rel_median_scaled", "depth AbsRel (median-scaled)", "{:.3f}"),
+                     ("depth_abs_rel_constant_reference", "a constant map's", "{:.3f}"),
                      ("depth_delta1_median_scaled", "delta<1.25", "{:.3f}"),
                      ("rotation_error_deg", "rotation error (deg)", "{:.3f}"),
                      ("true_rotation_deg", "true rotation (deg)", "{:.3f}"),

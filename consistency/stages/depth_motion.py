@@ -9,7 +9,9 @@ with a non-zero weight are computed into the total and reported.
 Evaluation (metrics.json, TensorBoard eval/): on pairs of the validation split at gap `--dm_min_gap`, against the
 ground truth where the data has it (synthetic video, ScanNet):
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
-                  scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor;
+                  scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
+                  and, for reference, AbsRel and delta<1.25 of a constant map with median scaling
+                  (depth_*_constant_reference): what a depth network that learned nothing scores;
   rotation_error_deg, translation_angle_deg: relative pose errors of the motion 0 -> 1, and true_rotation_deg, the
                   mean true inter-frame rotation they should be small against;
   fx/fy/cx/cy_relative_error: of the learned K (the pair's two directions averaged) against the true K; with
@@ -222,6 +224,10 @@ class DepthMotionStage(video.VideoStage):
       if scaling:
         statistics["depth_scale"] = tf.reduce_sum(errors["scale"] * errors["valid"])
         statistics["depth_images"] = tf.reduce_sum(errors["valid"])
+    # The reference a depth map must beat: a constant map, median-scaled (each image's true median everywhere).
+    constant = metrics_lib.depth_errors(tf.ones_like(depth), batch["depth"][:, 0], median_scaling=True)
+    for name in ("abs_rel", "delta1"):
+      statistics[f"depth_{name}_constant_reference"] = tf.reduce_sum(constant[name] * constant["valid"])
 
     intrinsics = self._eval_intrinsics(batch)
     _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)

@@ -31,7 +31,8 @@ def _check_run(config):
     metrics = json.load(f)
   for name in ("depth_abs_rel_median_scaled", "depth_abs_rel_unscaled", "depth_sq_rel_median_scaled",
                "depth_rmse_unscaled", "depth_delta1_median_scaled", "rotation_error_deg", "true_rotation_deg",
-               "translation_angle_deg", "fx_relative_error", "cy_relative_error"):
+               "translation_angle_deg", "fx_relative_error", "cy_relative_error", "depth_abs_rel_constant_reference",
+               "depth_delta1_constant_reference"):
     assert np.isfinite(metrics[name]), name
   assert metrics["depth_images"] == 2 and metrics["pairs"] == 2 and metrics["step"] == 2
   return losses, stage_dir

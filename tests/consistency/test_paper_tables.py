@@ -89,3 +89,7 @@ def test_report_tables_and_figure_from_metrics(tmp_path):
   assert os.path.getsize(tmp_path / "figure2.png") > 1000
   with open(tmp_path / "results.json", encoding="utf-8") as f:
     assert json.load(f)["runs"]["0.01"]["control"][0]["miou"] == 0.2
+  # A run made for one seed only is marked as such.
+  os.remove(plan.run_for(0.01, 1, "ground_truth").metrics_path())
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
+  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3000 (1 seed) | 0.1000 (1 seed) |" in markdown

@@ -1,0 +1,128 @@
+"""Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
+
+    python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
+        [--preset=later] [--max_noise_stddev=0.5] [--every=50]
+
+On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap 1..3, batch 4, no augmentation), a custom loop
+around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and losses (`depth_motion.losses`):
+  --oracle=motion  the true motion (from the poses) and K replace the motion network's: only depth trains;
+  --oracle=depth   the true depth replaces the depth network's and K is given: only motion trains;
+  --oracle=none    both train, K learned (the stage itself, without its harness).
+Every --every steps it prints the loss terms, the visible fraction of directed pair (0, 1) (the occlusion-aware mask
+of the photometric loss), the depth map's relative spread, and validation errors on 10 batches of gap-1 pairs:
+median-scaled depth AbsRel, that of a constant map (the reference a depth network must beat), the rotation error
+against the true rotation, and the translation direction error.
+"""
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from consistency import config as config_lib  # noqa: E402
+from consistency.stages import depth_motion as depth_motion_stage  # noqa: E402
+from consistency.stages import video  # noqa: E402
+from datasets import clips  # noqa: E402
+from datasets import sources  # noqa: E402
+from depth_motion import depth_net  # noqa: E402
+from depth_motion import geometry  # noqa: E402
+from depth_motion import losses as losses_lib  # noqa: E402
+from depth_motion import metrics  # noqa: E402
+
+HEIGHT, WIDTH, BATCH = 64, 96, 4
+
+
+def _data():
+  config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
+                                  synthetic_scenes=20, synthetic_frames=100, height=HEIGHT, width=WIDTH)
+  spec = video.source_spec(config)
+
+  def clip_config(max_gap):
+    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap, batch_size=BATCH,
+                            augment=None, include_ground_truth=True, seed=0)
+  train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(3), training=True))
+  val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(1)).dataset(training=False).take(10))
+  return train, val
+
+
+def main(argv):
+  del argv
+  flag_values = flags.FLAGS
+  oracle = flag_values.oracle
+  keras.utils.set_random_seed(0)
+  train, val = _data()
+  settings = {"depth": {"max_noise_stddev": flag_values.max_noise_stddev, "noise_ramp_steps": 200},
+              "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False},
+              "input_size": [HEIGHT, WIDTH]}
+  models = depth_motion_stage.build_networks(settings)
+  weights = losses_lib.loss_weights(preset=flag_values.preset)
+  variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
+               "none": models["depth"].trainable_variables + models["motion"].trainable_variables}[oracle]
+  optimizer = keras.optimizers.Adam(flag_values.learning_rate, clipnorm=10.0)
+
+  @tf.function
+  @tf.autograph.experimental.do_not_convert
+  def train_step(batch, step):
+    images = batch["image"]
+    intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
+    with tf.GradientTape() as tape:
+      depths, motions = depth_motion_stage.predict(models, images, step=step, training=True, intrinsics=intrinsics)
+      if oracle == "motion":
+        for i, j in motions:
+          rotation, translation = geometry.motion_from_poses(batch["pose"][:, j], batch["pose"][:, i])
+          motions[(i, j)] = {"rotation": rotation, "translation": translation}
+      if oracle == "depth":
+        depths = tf.cast(batch["depth"], tf.float32)
+      losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics)
+      used = {name: value for name, value in losses.items() if weights[name] != 0}
+      total, _ = losses_lib.weighted_total(used, weights, step)
+    optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+    depth = depths[:, 0]
+    spread = tf.math.reduce_std(depth / tf.reduce_mean(depth, axis=[1, 2], keepdims=True))
+    return used, tf.reduce_mean(masks[(0, 1)]["visible"]), spread
+
+  @tf.function
+  @tf.autograph.experimental.do_not_convert
+  def eval_step(batch):
+    image = tf.cast(batch["image"], tf.float32)
+    truth = batch["depth"][:, 0]
+    depth = depth_net.flip_min_depth(models["depth"], image[:, 0])
+    errors = metrics.depth_errors(depth, truth, median_scaling=True)
+    constant = metrics.depth_errors(tf.ones_like(depth), truth, median_scaling=True)
+    intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
+    _, motions = depth_motion_stage.predict(models, image, intrinsics=intrinsics)
+    rotation, translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
+    motion = metrics.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], rotation, translation)
+    return tf.stack([tf.reduce_mean(errors["abs_rel"]), tf.reduce_mean(constant["abs_rel"]),
+                     tf.reduce_mean(motion["rotation_error"]), tf.reduce_mean(motion["true_rotation"]),
+                     tf.reduce_mean(motion["translation_angle"])])
+
+  def evaluate():
+    values = np.mean([eval_step(batch).numpy() for batch in val], axis=0)
+    return ("AbsRel %.3f (constant map %.3f) | rotation error %.3f deg of %.3f | translation angle %.1f deg"
+            % tuple(values))
+
+  print(f"oracle={oracle} step 0 | {evaluate()}", flush=True)
+  start = time.time()
+  for step in range(1, flag_values.steps + 1):
+    used, visible, spread = train_step(next(train), tf.constant(step - 1, tf.int64))
+    if step % flag_values.every == 0:
+      terms = " ".join(f"{name} {float(value):.4g}" for name, value in used.items())
+      print(f"oracle={oracle} step {step} ({time.time() - start:.0f} s) | {terms} | visible {float(visible):.3f} | "
+            f"depth spread {float(spread):.3f} | {evaluate()}", flush=True)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_enum("oracle", "motion", ["motion", "depth", "none"], "What comes from ground truth (see above).")
+  flags.DEFINE_integer("steps", 300, "Training steps.")
+  flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+  flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
+  flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
+  flags.DEFINE_integer("every", 50, "Print every this many steps.")
+  app.run(main)
