@@ -58,27 +58,27 @@ def main(argv):
       total += spatiotemporal.weighted_consistency(terms, spatiotemporal.DEFAULT_WEIGHTS)
     return total
 
-  @tf.function
+  @tf.function(autograph=False)
   def segmenter_step():
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(logits_of(frames))
     return tape.gradient(loss, variables)
 
-  @tf.function
+  @tf.function(autograph=False)
   def teacher_step():
     return depth_motion_stage.predict(teachers, images)
 
   depths, motions = teacher_step()
   fixed_logits = tf.split(tf.random.normal([2 * batch, height, width, 21]), 2)
 
-  @tf.function
+  @tf.function(autograph=False)
   def warp_loss_step():
     with tf.GradientTape() as tape:
       tape.watch(fixed_logits)
       loss = consistency(fixed_logits, depths, motions)
     return tape.gradient(loss, fixed_logits)
 
-  @tf.function
+  @tf.function(autograph=False)
   def full_step():
     with tf.GradientTape() as tape:
       logits = tf.split(logits_of(frames), 2)
