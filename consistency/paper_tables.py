@@ -309,7 +309,9 @@ def report(plan, results, seconds):
   title = (f"{plan.geometries[0]} geometry vs control, {min(plan.fractions) * 100:g} % labels, "
            f"mean of {len(plan.seeds)} seeds")
   figure2(rows, os.path.join(plan.output, "figure2.png"), title)
-  lines += ["## Figure 2", "", "figure2.png: " + title + ".", "",
+  lines += ["## Figure 2", "", "figure2.png: " + title + ". Relative gain = (IoU - control IoU) / control IoU per "
+            "seed, averaged over the seeds where the control's IoU is above 0; classes without such a seed (never "
+            "segmented by the control, or absent from validation) are left out.", "",
             "| class | frequency | relative IoU gain |", "|---|---|---|"]
   lines += [f"| {name} | {freq:.4f} | {100 * gain:+.1f} % |" for name, freq, gain in sorted(rows, key=lambda r: -r[1])]
   markdown = "\n".join(lines) + "\n"
