@@ -1,8 +1,8 @@
 """Pasad et al. 2020's experiments on the synthetic video: Table 1, Table 2 and Figure 2, as one resumable command.
 
     python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2] [--fractions=0.01,0.1,1.0]
-        [--seeds=0,1] [--geometries=ground_truth,learned] [--baseline_steps=300] [--continue_steps=200]
-        [--teacher_steps=300] [--dry_run]
+        [--seeds=0,1] [--geometries=ground_truth,learned] [--baseline_steps=200] [--continue_steps=150]
+        [--teacher_steps=300] [--dry_run] [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
@@ -82,8 +82,8 @@ class Plan:
   fractions: tuple = (0.01, 0.1, 1.0)
   seeds: tuple = (0, 1)
   geometries: tuple = ("ground_truth", "learned")
-  baseline_steps: int = 300
-  continue_steps: int = 200
+  baseline_steps: int = 200
+  continue_steps: int = 150
   teacher_steps: int = 300
 
   def __post_init__(self):
@@ -330,8 +330,8 @@ def define_flags():
   flags.DEFINE_list("seeds", ["0", "1"], "Seeds (label selection, initialisation, data order).")
   flags.DEFINE_list("geometries", ["ground_truth", "learned"], "Geometries of the consistency runs; the first one is "
                     "Table 2's and Figure 2's.")
-  flags.DEFINE_integer("baseline_steps", 300, "Steps of each supervised baseline.")
-  flags.DEFINE_integer("continue_steps", 200, "Steps of each continuation (control and consistency runs).")
+  flags.DEFINE_integer("baseline_steps", 200, "Steps of each supervised baseline.")
+  flags.DEFINE_integer("continue_steps", 150, "Steps of each continuation (control and consistency runs).")
   flags.DEFINE_integer("teacher_steps", 300, "Steps of the depth_motion teachers (learned geometry).")
   flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of every segmentation and "
                       "consistency run (data, model, optimiser).")
