@@ -31,6 +31,8 @@ setuptools.setup(
         "absl-py>=2.1",
         "numpy>=1.26,<3",
         "pillow>=10",
+        # Figures of `python -m consistency.paper_tables` (tensorflow-graphics pulls it in as well).
+        "matplotlib>=3.7",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
