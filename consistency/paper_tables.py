@@ -215,6 +215,12 @@ def _miou(metrics_list):
   return [m["miou"] if m else None for m in metrics_list]
 
 
+def _gain_on_control(runs, variant):
+  """Per seed, mIoU of `variant` minus the control's (None where either run is missing)."""
+  return [(a - b) if a is not None and b is not None else None
+          for a, b in zip(_miou(runs[variant]), _miou(runs["control"]))]
+
+
 def table1(plan, results):
   """Markdown: mIoU mean ± std over seeds per fraction (rows) and run (columns), and each run's gain on the control."""
   columns = ["baseline", "control", *plan.variants()]
@@ -222,11 +228,7 @@ def table1(plan, results):
            "|" + "---|" * (1 + len(columns) + len(plan.variants()))]
   for fraction in sorted(plan.fractions):
     cells = [_format(*_mean_std(_miou(results[fraction][c]))) for c in columns]
-    gains = []
-    for variant in plan.variants():
-      paired = [(a - b) if a is not None and b is not None else None
-                for a, b in zip(_miou(results[fraction][variant]), _miou(results[fraction]["control"]))]
-      gains.append(_format(*_mean_std(paired)))
+    gains = [_format(*_mean_std(_gain_on_control(results[fraction], variant))) for variant in plan.variants()]
     lines.append(f"| {fraction * 100:g} % | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
   return "\n".join(lines)
 
@@ -237,12 +239,12 @@ def table2(plan, results):
   geometry = plan.geometries[0]
   rows = {"control (no consistency)": "control", **{w: f"{geometry}_{w}" for w in WEIGHTINGS}}
   rows["all_three"] = geometry
-  lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control |", "|---|---|---|"]
+  lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control |",
+           "|---|---|---|"]
   for label, variant in rows.items():
-    mious = _miou(results[fraction][variant])
-    gain = [(a - b) if a is not None and b is not None else None
-            for a, b in zip(mious, _miou(results[fraction]["control"]))]
-    lines.append(f"| {label} | {_format(*_mean_std(mious))} | {_format(*_mean_std(gain))} |")
+    mious = _format(*_mean_std(_miou(results[fraction][variant])))
+    gain = _format(*_mean_std(_gain_on_control(results[fraction], variant)))
+    lines.append(f"| {label} | {mious} | {gain} |")
   return "\n".join(lines)
 
 
@@ -296,11 +298,11 @@ def report(plan, results, seconds):
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):
-      m = teacher.metrics()
+      m = {key: float("nan") for key in ("depth_abs_rel_median_scaled", "rotation_error_deg", "true_rotation_deg")}
+      m.update(teacher.metrics())
       lines += [f"Learned geometry: depth_motion teachers after {m.get('step')} steps: depth AbsRel (median-scaled) "
-                f"{m.get('depth_abs_rel_median_scaled', float('nan')):.3f}, rotation error "
-                f"{m.get('rotation_error_deg', float('nan')):.2f} deg (true {m.get('true_rotation_deg', float('nan')):.2f}"
-                " deg).", ""]
+                f"{m['depth_abs_rel_median_scaled']:.3f}, rotation error {m['rotation_error_deg']:.2f} deg (true "
+                f"{m['true_rotation_deg']:.2f} deg).", ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), ""]
   if 2 in plan.tables:

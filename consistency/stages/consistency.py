@@ -5,8 +5,9 @@ Each step sees a batch of labelled frames (cross-entropy, as the segmentation st
 the training video, labelled or not (gap uniform in [--consistency_min_gap, --consistency_max_gap]). For both
 directed pairs of each pair, the frame-i logits are warped onto frame j (`spatiotemporal.rigid_correspondence`) and
 compared with frame j's logits (`spatiotemporal.consistency_terms`); the two directions are averaged and weighted by
---consistency_uniform / _label_prior / _edge_prior / _cross_entropy, the sum by --consistency_weight. With --consistency_weight=0 the stage is the control
-experiment: the baseline continued for the same steps on its labelled frames alone (no pairs are read).
+--consistency_uniform / _label_prior / _edge_prior / _cross_entropy, the sum by --consistency_weight.
+With --consistency_weight=0 the stage is the control experiment: the baseline continued for the same steps on its
+labelled frames alone (no pairs are read).
 
 Geometry (--geometry):
   learned       depth, motion and K from the depth_motion stage's networks (--consistency_teacher_dir, default
@@ -48,6 +49,8 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     self.terms = tuple(name for name, weight in self.weights.items() if weight != 0)
     self.teacher_dir = config.consistency_teacher_dir or os.path.join(config.model_dir, "depth_motion")
     self.teacher_settings = None
+    # The control experiment: no consistency loss, so no pairs are read or computed.
+    self.control = config.consistency_weight == 0
 
   # ------------------------------------------------------------------------------------------------------------
   # Models.
@@ -86,8 +89,8 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
   def train_dataset(self, start_step):
     labelled = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True,
                                      skip_batches=start_step).map(_flat_labelled)
-    if self.config.consistency_weight == 0:
-      return labelled  # the control: the baseline continued on its labels alone, no pairs read or computed
+    if self.control:
+      return labelled
     pairs = clips.clips(self.scenes("train"), self.pair_config(True), training=True, skip_batches=start_step)
     keep = ("image", "intrinsics", "depth", "pose")
     pairs = pairs.map(lambda b: {key: b[key] for key in keep if key in b})
@@ -133,7 +136,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     cross_entropy = segmentation_stage.cross_entropy(labelled_logits, batch["labelled_label"],
                                                      self.config.class_weights or None)
     outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
-    if self.config.consistency_weight == 0:
+    if self.control:
       return {"cross_entropy": cross_entropy}, outputs
     images = tf.cast(batch["image"], tf.float32)
     logits = self._pair_logits(models, images, training)
