@@ -38,9 +38,10 @@ from depth_motion import metrics  # noqa: E402
 HEIGHT, WIDTH, BATCH = 64, 96, 4
 
 
-def _data():
+def _data(num_scenes, num_frames):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
-                                  synthetic_scenes=20, synthetic_frames=100, height=HEIGHT, width=WIDTH)
+                                  synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=HEIGHT,
+                                  width=WIDTH)
   spec = video.source_spec(config)
 
   def clip_config(max_gap):
@@ -48,7 +49,8 @@ def _data():
                             augment=None, include_ground_truth=True, seed=0)
   train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(3), training=True))
   val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(1)).dataset(training=False).take(10))
-  return train, val
+  seen = list(clips.ClipSource(sources.load_scenes(spec, "train"), clip_config(1)).dataset(training=False).take(10))
+  return train, val, seen
 
 
 def main(argv):
@@ -56,7 +58,7 @@ def main(argv):
   flag_values = flags.FLAGS
   oracle = flag_values.oracle
   keras.utils.set_random_seed(0)
-  train, val = _data()
+  train, val, seen = _data(flag_values.scenes, flag_values.frames)
   settings = {"depth": {"max_noise_stddev": flag_values.max_noise_stddev, "noise_ramp_steps": 200},
               "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False},
               "input_size": [HEIGHT, WIDTH]}
@@ -79,7 +81,8 @@ def main(argv):
           motions[(i, j)] = {"rotation": rotation, "translation": translation}
       if oracle == "depth":
         depths = tf.cast(batch["depth"], tf.float32)
-      losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics)
+      losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
+                                             occlusion_tolerance=flag_values.occlusion_tolerance)
       used = {name: value for name, value in losses.items() if weights[name] != 0}
       total, _ = losses_lib.weighted_total(used, weights, step)
     optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
@@ -104,9 +107,12 @@ def main(argv):
                      tf.reduce_mean(motion["translation_angle"])])
 
   def evaluate():
-    values = np.mean([eval_step(batch).numpy() for batch in val], axis=0)
-    return ("AbsRel %.3f (constant map %.3f) | rotation error %.3f deg of %.3f | translation angle %.1f deg"
-            % tuple(values))
+    text = []
+    for name, batches in (("val", val), ("train", seen)):
+      values = np.mean([eval_step(batch).numpy() for batch in batches], axis=0)
+      text.append(f"{name}: AbsRel %.3f (constant map %.3f) | rotation error %.3f deg of %.3f | translation angle "
+                  "%.1f deg" % tuple(values))
+    return " || ".join(text)
 
   print(f"oracle={oracle} step 0 | {evaluate()}", flush=True)
   start = time.time()
@@ -120,9 +126,12 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_enum("oracle", "motion", ["motion", "depth", "none"], "What comes from ground truth (see above).")
+  flags.DEFINE_integer("scenes", 20, "Synthetic scenes (every fifth is validation).")
+  flags.DEFINE_integer("frames", 100, "Frames per synthetic scene.")
   flags.DEFINE_integer("steps", 300, "Training steps.")
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
   flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
+  flags.DEFINE_float("occlusion_tolerance", 0.0, "Relative depth tolerance of the visibility test (0: strict).")
   flags.DEFINE_integer("every", 50, "Print every this many steps.")
   app.run(main)

@@ -95,6 +95,7 @@ class TrainConfig:
   dm_motion_uses_depth: bool = False
   dm_loss_preset: str = "original"
   dm_loss_weights: tuple = ()  # ((term, weight), ...)
+  dm_occlusion_tolerance: float = 0.0
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
   dm_augment: bool = True
@@ -131,6 +132,8 @@ class TrainConfig:
     if self.dm_clip_length < 2 or self.dm_min_gap < 1 or self.dm_max_gap < self.dm_min_gap:
       raise ValueError(f"dm_clip_length must be >= 2 and 1 <= dm_min_gap <= dm_max_gap. Received: "
                        f"{self.dm_clip_length}, {self.dm_min_gap}, {self.dm_max_gap}")
+    if not 0.0 <= self.dm_occlusion_tolerance < 1.0:
+      raise ValueError(f"dm_occlusion_tolerance must be in [0, 1). Received: {self.dm_occlusion_tolerance}")
     if self.dm_intrinsics not in ("learned", "per_video", "given"):
       raise ValueError(f"dm_intrinsics must be learned, per_video or given. Received: {self.dm_intrinsics!r}")
     if self.geometry not in ("learned", "ground_truth"):

@@ -137,6 +137,9 @@ flags.DEFINE_enum("dm_loss_preset", "original", ["original", "later"], "depth_mo
 flags.DEFINE_list("dm_loss_weights", [], "depth_motion: term=weight overrides of the preset, e.g. "
                   "rgb=1.0,depth_consistency=0 (terms: rgb, ssim, depth_smoothness, depth_consistency, "
                   "motion_smoothness, motion_drift, rotation_cycle, translation_cycle).")
+flags.DEFINE_float("dm_occlusion_tolerance", 0.0, "depth_motion: relative depth tolerance of the photometric "
+                   "losses' visibility test. 0 is the original's strict test (warped depth < the other frame's "
+                   "depth), which drops about half of the pixels where the two depths agree; e.g. 0.05 keeps them.")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "
                    "normalization (0 disables the noise).")
 flags.DEFINE_integer("dm_noise_ramp_steps", 10000, "depth_motion: steps over which that noise ramps up "

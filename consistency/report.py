@@ -11,6 +11,8 @@ _HEADLINES = {
     "depth_motion": (("depth_abs_rel_median_scaled", "depth AbsRel (median-scaled)", "{:.3f}"),
                      ("depth_abs_rel_constant_reference", "a constant map's", "{:.3f}"),
                      ("depth_delta1_median_scaled", "delta<1.25", "{:.3f}"),
+                     ("training_video/depth_abs_rel_median_scaled", "training-video AbsRel", "{:.3f}"),
+                     ("training_video/depth_abs_rel_constant_reference", "a constant map's", "{:.3f}"),
                      ("rotation_error_deg", "rotation error (deg)", "{:.3f}"),
                      ("true_rotation_deg", "true rotation (deg)", "{:.3f}"),
                      ("translation_angle_deg", "translation angle (deg)", "{:.1f}"),

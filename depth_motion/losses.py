@@ -240,7 +240,7 @@ def translation_cycle_consistency(coords, mask, rotation1, translation1, rotatio
 
 def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, image_i, depth_i,
                          residual_translation=None, inverse_rotation=None, inverse_translation=None,
-                         inverse_residual_translation=None):
+                         inverse_residual_translation=None, occlusion_tolerance=0.0):
   """Every unweighted loss term of one directed pair, on frame j's pixel grid.
 
   Args:
@@ -254,6 +254,9 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
     residual_translation: optional [B, H, W, 3] residual field of the motion j -> i, on frame j's grid.
     inverse_rotation, inverse_translation, inverse_residual_translation: the motion i -> j (input order (j, i)),
       its field on frame i's grid; needed for the cycle terms, which are 0 without it.
+    occlusion_tolerance: relative depth tolerance of the visibility test (`geometry.closer_to_camera`). 0 is the
+      original's strict z < resampled depth, which drops about half of the pixels at consistent depths (ties decided
+      by resampling noise); a few percent keeps them and masks only points clearly behind frame i's surface.
 
   Returns:
     (losses, masks):
@@ -286,7 +289,7 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
   resampled = geometry.resample(tf.concat([image_i, depth_i[..., tf.newaxis]], axis=-1), warp.coords,
                                 boundary="border")
   reconstruction, depth_i_resampled = resampled[..., :3], resampled[..., 3]
-  visible = geometry.closer_to_camera(warp, depth_i_resampled)
+  visible = geometry.closer_to_camera(warp, depth_i_resampled, relative_tolerance=occlusion_tolerance)
   visible_f = tf.cast(visible, tf.float32)
   valid_f = tf.cast(warp.valid, tf.float32)
 
@@ -336,7 +339,7 @@ def directed_pairs(num_frames):
   return pairs
 
 
-def clip_losses(images, depths, motions, intrinsics=None):
+def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.0):
   """Sums the directed-pair losses of a clip (T = 2: 0->1, 1->0; T = 3: 0->1, 1->0, 1->2, 2->1).
 
   Depth smoothness is added once per frame (as the original does), not once per directed pair.
@@ -348,6 +351,7 @@ def clip_losses(images, depths, motions, intrinsics=None):
       `directed_pairs(T)`; each a dict with "rotation" [B, 3], "translation" [B, 3], optionally
       "residual_translation" [B, H, W, 3], and "intrinsics" [B, 3, 3].
     intrinsics: [B, 3, 3] known K; None uses the average of the two directions' predicted K (the original).
+    occlusion_tolerance: relative depth tolerance of the visibility test (see `directed_pair_losses`).
 
   Returns:
     (losses {term: float32 scalar} summed over directed pairs, masks {(i, j): that pair's masks}).
@@ -373,7 +377,7 @@ def clip_losses(images, depths, motions, intrinsics=None):
         images[:, j], depths[:, j], motion["rotation"], motion["translation"], k, images[:, i], depths[:, i],
         residual_translation=motion.get("residual_translation"), inverse_rotation=inverse["rotation"],
         inverse_translation=inverse["translation"],
-        inverse_residual_translation=inverse.get("residual_translation"))
+        inverse_residual_translation=inverse.get("residual_translation"), occlusion_tolerance=occlusion_tolerance)
     for name in LOSS_TERMS:
       if name != "depth_smoothness":
         totals[name] += losses[name]

@@ -7,7 +7,9 @@ of the clip (`depth_motion.losses.clip_losses`), weighted by `--dm_loss_preset` 
 with a non-zero weight are computed into the total and reported.
 
 Evaluation (metrics.json, TensorBoard eval/): on pairs of the validation split at gap `--dm_min_gap`, against the
-ground truth where the data has it (synthetic video, ScanNet):
+ground truth where the data has it (synthetic video, ScanNet), and the same metrics on as many pairs of the training
+video, prefixed "training_video/" (the later stages use the teachers on the training video itself, so that is where
+their geometry has to be right; the validation split measures generalization to unseen rooms):
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
                   scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
                   and, for reference, AbsRel and delta<1.25 of a constant map with median scaling
@@ -42,6 +44,8 @@ from depth_motion import motion_net as motion_net_lib
 MODEL_CONFIG_FILE = "depth_motion.json"
 _DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "delta1")
 _INTRINSICS = ("fx", "fy", "cx", "cy")
+# Metrics on pairs of the training video carry this prefix (those without it are the validation split's).
+TRAINING_VIDEO_PREFIX = "training_video/"
 
 
 def network_settings(config):
@@ -180,10 +184,15 @@ class DepthMotionStage(video.VideoStage):
     return clips.clips(self.scenes("train"), self.clip_config(True), training=True, skip_batches=start_step)
 
   def eval_dataset(self):
-    ds = clips.ClipSource(self.scenes("val"), self.clip_config(False)).dataset(training=False)
-    if self.config.eval_max_batches:
-      ds = ds.take(self.config.eval_max_batches)
-    return ds
+    """Validation pairs, then as many pairs of the training video (marked by "training_video" = 1)."""
+    parts = []
+    for flag, split in ((0.0, "val"), (1.0, "train")):
+      ds = clips.ClipSource(self.scenes(split), self.clip_config(False)).dataset(training=False)
+      if self.config.eval_max_batches:
+        ds = ds.take(self.config.eval_max_batches)
+      parts.append(ds.map(lambda batch, flag=flag: dict(
+          batch, training_video=tf.fill(tf.shape(batch["image"])[:1], flag))))
+    return parts[0].concatenate(parts[1])
 
   # ------------------------------------------------------------------------------------------------------------
   # Losses.
@@ -204,7 +213,8 @@ class DepthMotionStage(video.VideoStage):
   def compute_losses(self, models, batch, step, training=True):
     intrinsics = self._intrinsics(models, batch)
     depths, motions = self.predict(models, batch["image"], step, training, intrinsics)
-    losses, masks = losses_lib.clip_losses(batch["image"], depths, motions, intrinsics=intrinsics)
+    losses, masks = losses_lib.clip_losses(batch["image"], depths, motions, intrinsics=intrinsics,
+                                           occlusion_tolerance=self.config.dm_occlusion_tolerance)
     used = {name: value for name, value in losses.items() if self.weights[name] != 0}
     _, weighted = losses_lib.weighted_total(used, self.weights, step)
     return weighted, {"image": batch["image"][:, 0], "depth": depths[:, 0],
@@ -215,34 +225,38 @@ class DepthMotionStage(video.VideoStage):
 
   def eval_step(self, models, batch):
     image = tf.cast(batch["image"], tf.float32)
-    statistics = {}
+    per_sample = {}  # name -> [B] values (already multiplied by their validity), summed per split below
     depth = depth_net_lib.flip_min_depth(models["depth"], image[:, 0])
     for suffix, scaling in (("median_scaled", True), ("unscaled", False)):
       errors = metrics_lib.depth_errors(depth, batch["depth"][:, 0], median_scaling=scaling)
       for name in _DEPTH_METRICS:
-        statistics[f"depth_{name}_{suffix}"] = tf.reduce_sum(errors[name] * errors["valid"])
+        per_sample[f"depth_{name}_{suffix}"] = errors[name] * errors["valid"]
       if scaling:
-        statistics["depth_scale"] = tf.reduce_sum(errors["scale"] * errors["valid"])
-        statistics["depth_images"] = tf.reduce_sum(errors["valid"])
+        per_sample["depth_scale"] = errors["scale"] * errors["valid"]
+        per_sample["depth_images"] = errors["valid"]
     # The reference a depth map must beat: a constant map, median-scaled (each image's true median everywhere).
     constant = metrics_lib.depth_errors(tf.ones_like(depth), batch["depth"][:, 0], median_scaling=True)
     for name in ("abs_rel", "delta1"):
-      statistics[f"depth_{name}_constant_reference"] = tf.reduce_sum(constant[name] * constant["valid"])
+      per_sample[f"depth_{name}_constant_reference"] = constant[name] * constant["valid"]
 
     intrinsics = self._eval_intrinsics(batch)
     _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
     true_rotation, true_translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
     errors = metrics_lib.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], true_rotation,
                                        true_translation)
-    statistics["rotation_error_deg"] = tf.reduce_sum(errors["rotation_error"])
-    statistics["true_rotation_deg"] = tf.reduce_sum(errors["true_rotation"])
-    statistics["translation_angle_deg"] = tf.reduce_sum(errors["translation_angle"])
-    statistics["translation_pairs"] = tf.reduce_sum(errors["translation_valid"])
-    statistics["pairs"] = tf.cast(tf.shape(image)[0], tf.float32)
+    per_sample["rotation_error_deg"] = errors["rotation_error"]
+    per_sample["true_rotation_deg"] = errors["true_rotation"]
+    per_sample["translation_angle_deg"] = errors["translation_angle"]
+    per_sample["translation_pairs"] = errors["translation_valid"]
+    per_sample["pairs"] = tf.ones_like(errors["rotation_error"])
     if self.config.dm_intrinsics == "learned":
       learned = 0.5 * (motions[(0, 1)]["intrinsics"] + motions[(1, 0)]["intrinsics"])
-      for name, value in metrics_lib.intrinsics_errors(learned, batch["intrinsics"]).items():
-        statistics[name] = tf.reduce_sum(value)
+      per_sample.update(metrics_lib.intrinsics_errors(learned, batch["intrinsics"]))
+    on_training_video = tf.cast(batch["training_video"], tf.float32)
+    statistics = {}
+    for prefix, weight in (("", 1.0 - on_training_video), (TRAINING_VIDEO_PREFIX, on_training_video)):
+      for name, value in per_sample.items():
+        statistics[prefix + name] = tf.reduce_sum(tf.cast(value, tf.float32) * weight)
     return statistics
 
   def _eval_intrinsics(self, batch):
@@ -250,6 +264,17 @@ class DepthMotionStage(video.VideoStage):
     return None if self.config.dm_intrinsics == "learned" else tf.cast(batch["intrinsics"], tf.float32)
 
   def eval_result(self, totals):
+    result = {}
+    for prefix in ("", TRAINING_VIDEO_PREFIX):
+      split = {name[len(prefix):]: value for name, value in totals.items()
+               if name.startswith(prefix) and (prefix or not name.startswith(TRAINING_VIDEO_PREFIX))}
+      result.update({prefix + name: value for name, value in self._split_result(split).items()})
+    if self.config.dm_intrinsics == "per_video":
+      result.update(self._table_errors())
+    return result
+
+  def _split_result(self, totals):
+    """Averages of one split's summed statistics."""
     images = max(float(totals["depth_images"]), 1.0)
     pairs = max(float(totals["pairs"]), 1.0)
     result = {name: float(totals[name]) / images for name in totals if name.startswith("depth_")
@@ -263,8 +288,6 @@ class DepthMotionStage(video.VideoStage):
     if self.config.dm_intrinsics == "learned":
       for name in _INTRINSICS:
         result[f"{name}_relative_error"] = float(totals[f"{name}_relative_error"]) / pairs
-    elif self.config.dm_intrinsics == "per_video":
-      result.update(self._table_errors())
     return result
 
   def _table_errors(self):

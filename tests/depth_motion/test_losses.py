@@ -367,3 +367,20 @@ def test_strict_occlusion_test_drops_pixels_at_the_true_geometry():
   inside = float(tf.reduce_mean(masks["valid"]))
   assert inside > 0.9
   assert float(tf.reduce_mean(masks["visible"])) < 0.1 * inside
+
+
+def test_occlusion_tolerance_keeps_consistent_pixels_and_still_masks_occluded_ones():
+  # With a relative tolerance the tied pixels of the test above stay visible; a point clearly behind frame i's
+  # surface (frame i's depth 20 % nearer there) is still masked.
+  image_j, image_i, depth_i, translation = _two_views([0.3, 0.0, 0.0])
+  _, masks = losses.directed_pair_losses(image_j, _plane(), tf.zeros([BATCH, 3]), translation, _intrinsics(),
+                                         image_i, depth_i, occlusion_tolerance=0.05)
+  np.testing.assert_array_equal(masks["visible"].numpy(), masks["valid"].numpy())
+  occluder = np.ones([BATCH, HEIGHT, WIDTH], np.float32)
+  occluder[:, :, :WIDTH // 2] = 0.8
+  _, masks = losses.directed_pair_losses(image_j, _plane(), tf.zeros([BATCH, 3]), translation, _intrinsics(),
+                                         image_i, depth_i * occluder, occlusion_tolerance=0.05)
+  visible, valid = masks["visible"].numpy(), masks["valid"].numpy()
+  # Frame j's pixels move by fx t / z = 40 x 0.3 / 3 = 4 px: away from the split they see the same half of frame i.
+  assert not visible[:, :, :WIDTH // 2 - 8][valid[:, :, :WIDTH // 2 - 8] > 0].any()
+  assert visible[:, :, WIDTH // 2 + 8:].sum() == valid[:, :, WIDTH // 2 + 8:].sum()
