@@ -11,6 +11,8 @@ _HEADLINES = {
     "depth_motion": (("depth_abs_rel_median_scaled", "depth AbsRel (median-scaled)", "{:.3f}"),
                      ("depth_abs_rel_constant_reference", "a constant map's", "{:.3f}"),
                      ("depth_delta1_median_scaled", "delta<1.25", "{:.3f}"),
+                     ("depth_relative_spread", "depth std/mean", "{:.3f}"),
+                     ("depth_true_relative_spread", "true", "{:.3f}"),
                      ("training_video/depth_abs_rel_median_scaled", "training-video AbsRel", "{:.3f}"),
                      ("training_video/depth_abs_rel_constant_reference", "a constant map's", "{:.3f}"),
                      ("rotation_error_deg", "rotation error (deg)", "{:.3f}"),

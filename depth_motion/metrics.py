@@ -45,8 +45,10 @@ def depth_errors(predicted, truth, median_scaling=True, min_depth=MIN_DEPTH, max
 
   Returns:
     dict of [B] float32: "abs_rel" mean |d - d*| / d*, "sq_rel" mean (d - d*)^2 / d*, "rmse" sqrt(mean (d - d*)^2),
-    "delta1" fraction with max(d / d*, d* / d) < 1.25, "scale" the factor applied (1 without scaling), and "valid"
-    1 for images with at least one ground-truth pixel (the others' errors are 0 and must not be counted).
+    "delta1" fraction with max(d / d*, d* / d) < 1.25, "scale" the factor applied (1 without scaling),
+    "relative_spread" and "true_relative_spread" the standard deviation over the mean of the (scaled) prediction and
+    of the truth (0 for a constant map: a depth network that collapsed shows here), and "valid" 1 for images with at
+    least one ground-truth pixel (the others' errors are 0 and must not be counted).
   """
   predicted = tf.convert_to_tensor(predicted, tf.float32)
   truth = tf.convert_to_tensor(truth, tf.float32)
@@ -66,11 +68,17 @@ def depth_errors(predicted, truth, median_scaling=True, min_depth=MIN_DEPTH, max
   def mean(x):
     return tf.math.divide_no_nan(tf.reduce_sum(x * maskf, axis=1), count)
 
+  def relative_spread(x):
+    average = mean(x)
+    variance = tf.maximum(mean(tf.square(x - average[:, tf.newaxis])), 0.0)
+    return tf.math.divide_no_nan(tf.sqrt(variance), average)
+
   difference = predicted - safe_truth
   ratio = tf.maximum(predicted / safe_truth, safe_truth / predicted)
   return {"abs_rel": mean(tf.abs(difference) / safe_truth), "sq_rel": mean(tf.square(difference) / safe_truth),
           "rmse": tf.sqrt(mean(tf.square(difference))), "delta1": mean(tf.cast(ratio < 1.25, tf.float32)),
-          "scale": scale, "valid": tf.cast(count > 0, tf.float32)}
+          "scale": scale, "relative_spread": relative_spread(predicted), "true_relative_spread":
+          relative_spread(safe_truth), "valid": tf.cast(count > 0, tf.float32)}
 
 
 def rotation_angle(rotation):

@@ -13,7 +13,9 @@ their geometry has to be right; the validation split measures generalization to 
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
                   scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
                   and, for reference, AbsRel and delta<1.25 of a constant map with median scaling
-                  (depth_*_constant_reference): what a depth network that learned nothing scores;
+                  (depth_*_constant_reference): what a depth network that learned nothing scores; the relative
+                  spread (std / mean) of the predicted and of the true depth (depth_relative_spread,
+                  depth_true_relative_spread; 0 predicted = a collapsed, constant depth map);
   rotation_error_deg, translation_angle_deg: relative pose errors of the motion 0 -> 1, and true_rotation_deg, the
                   mean true inter-frame rotation they should be small against;
   fx/fy/cx/cy_relative_error: of the learned K (the pair's two directions averaged) against the true K; with
@@ -233,6 +235,8 @@ class DepthMotionStage(video.VideoStage):
         per_sample[f"depth_{name}_{suffix}"] = errors[name] * errors["valid"]
       if scaling:
         per_sample["depth_scale"] = errors["scale"] * errors["valid"]
+        per_sample["depth_relative_spread"] = errors["relative_spread"] * errors["valid"]
+        per_sample["depth_true_relative_spread"] = errors["true_relative_spread"] * errors["valid"]
         per_sample["depth_images"] = errors["valid"]
     # The reference a depth map must beat: a constant map, median-scaled (each image's true median everywhere).
     constant = metrics_lib.depth_errors(tf.ones_like(depth), batch["depth"][:, 0], median_scaling=True)

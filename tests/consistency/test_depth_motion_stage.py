@@ -155,3 +155,4 @@ def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path):
     step()
   learned = abs_rel(tf.reshape(net(frames)["depth"], [-1, 2, 64, 96])[:, 0])
   assert learned < 0.5 * constant, (learned, constant)
+

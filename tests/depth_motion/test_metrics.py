@@ -34,6 +34,18 @@ def test_median_scaling_removes_a_global_scale():
   assert errors["delta1"] == 1.0
 
 
+def test_relative_spread_of_prediction_and_truth():
+  predicted, truth = _depth_pair()
+  errors = metrics.depth_errors(predicted, truth, median_scaling=True)
+  # Valid truth (1, 2, 4): mean 7/3, population std sqrt(14/9); the prediction is the truth scaled (spread is
+  # scale-free), a constant map has none.
+  expected = math.sqrt(14.0 / 9.0) / (7.0 / 3.0)
+  assert float(errors["true_relative_spread"][0]) == pytest.approx(expected, rel=1e-5)
+  assert float(errors["relative_spread"][0]) == pytest.approx(expected, rel=1e-5)
+  constant = metrics.depth_errors(np.ones_like(truth), truth, median_scaling=True)
+  assert float(constant["relative_spread"][0]) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_median_is_taken_over_valid_pixels_only_and_images_without_truth_are_flagged():
   truth = np.array([[[1.0, 3.0, 9.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]]], np.float32)
   predicted = np.array([[[1.0, 1.0, 1.0, 100.0]], [[1.0, 1.0, 1.0, 1.0]]], np.float32)
