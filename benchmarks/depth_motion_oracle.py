@@ -29,9 +29,9 @@ from consistency import config as config_lib  # noqa: E402
 from consistency.stages import depth_motion as depth_motion_stage  # noqa: E402
 from consistency.stages import video  # noqa: E402
 from datasets import clips  # noqa: E402
+from datasets import ground_truth  # noqa: E402
 from datasets import sources  # noqa: E402
 from depth_motion import depth_net  # noqa: E402
-from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
 
@@ -76,9 +76,8 @@ def main(argv):
     with tf.GradientTape() as tape:
       depths, motions = depth_motion_stage.predict(models, images, step=step, training=True, intrinsics=intrinsics)
       if oracle == "motion":
-        for i, j in motions:
-          rotation, translation = geometry.motion_from_poses(batch["pose"][:, j], batch["pose"][:, i])
-          motions[(i, j)] = {"rotation": rotation, "translation": translation}
+        for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
+          motions[pair] = {"rotation": rotation, "translation": translation}
       if oracle == "depth":
         depths = tf.cast(batch["depth"], tf.float32)
       losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
@@ -100,7 +99,7 @@ def main(argv):
     constant = metrics.depth_errors(tf.ones_like(depth), truth, median_scaling=True)
     intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
     _, motions = depth_motion_stage.predict(models, image, intrinsics=intrinsics)
-    rotation, translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
+    rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
     motion = metrics.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], rotation, translation)
     return tf.stack([tf.reduce_mean(errors["abs_rel"]), tf.reduce_mean(constant["abs_rel"]),
                      tf.reduce_mean(motion["rotation_error"]), tf.reduce_mean(motion["true_rotation"]),

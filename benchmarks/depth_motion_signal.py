@@ -22,6 +22,7 @@ import tensorflow as tf  # noqa: E402
 from consistency import config as config_lib  # noqa: E402
 from consistency.stages import video  # noqa: E402
 from datasets import clips  # noqa: E402
+from datasets import ground_truth  # noqa: E402
 from datasets import sources  # noqa: E402
 from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
@@ -41,7 +42,7 @@ def gradient_cosines(batch, blur=0):
     images = tf.reshape(tf.nn.avg_pool2d(flat, blur, 1, "SAME"), tf.shape(images))
   depth = tf.cast(batch["depth"], tf.float32)
   intrinsics = tf.cast(batch["intrinsics"], tf.float32)
-  rotation_matrix, true_translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
+  rotation_matrix, true_translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
   true_rotation = geometry.angles_from_matrix(rotation_matrix)
   rotation = tf.Variable(tf.zeros_like(true_rotation))
   translation = tf.Variable(tf.zeros_like(true_translation))

@@ -27,6 +27,21 @@ visible: [B, H, W] bool: valid and not hidden in the target frame (needs the tar
 """
 
 
+def pair_motions(poses, pairs):
+  """The true motion of every directed pair of a clip, in the motion network's convention.
+
+  Args:
+    poses: [B, T, 4, 4] camera-to-world poses of the clip's frames.
+    pairs: iterable of (i, j) frame indices.
+
+  Returns:
+    {(i, j): (R [B, 3, 3], t [B, 3])}: the motion carrying camera-j points into camera i (what `MotionNet` predicts
+    from the input order (image_i, image_j)).
+  """
+  poses = tf.convert_to_tensor(poses, tf.float32)
+  return {(i, j): geometry.motion_from_poses(poses[:, j], poses[:, i]) for i, j in pairs}
+
+
 def correspondence(source_depth, source_pose, target_pose, intrinsics, target_depth=None,
                    depth_tolerance=OCCLUSION_DEPTH_TOLERANCE):
   """Flow and occlusion from a source frame to a target frame of a static scene.

@@ -29,6 +29,7 @@ from consistency import stage as stage_lib
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import segmentation as segmentation_stage
 from datasets import clips
+from datasets import ground_truth
 from depth_motion import geometry
 
 _PAIRS = ((0, 1), (1, 0))
@@ -104,12 +105,8 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     if self.config.geometry == "ground_truth":
       depth = tf.cast(batch["depth"], tf.float32)
       intrinsics = tf.cast(batch["intrinsics"], tf.float32)
-      result = {}
-      for i, j in _PAIRS:
-        rotation, translation = geometry.motion_from_poses(batch["pose"][:, j], batch["pose"][:, i])
-        result[(i, j)] = spatiotemporal.rigid_correspondence(depth[:, j], depth[:, i], rotation, translation,
-                                                             intrinsics)
-      return result
+      return {(i, j): spatiotemporal.rigid_correspondence(depth[:, j], depth[:, i], rotation, translation, intrinsics)
+              for (i, j), (rotation, translation) in ground_truth.pair_motions(batch["pose"], _PAIRS).items()}
     settings = self.teacher_settings
     intrinsics = None if settings["motion"]["learn_intrinsics"] else tf.cast(batch["intrinsics"], tf.float32)
     depths, motions = depth_motion_stage.predict(models, batch["image"], intrinsics=intrinsics,

@@ -35,6 +35,7 @@ from consistency import stage as stage_lib
 from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips
+from datasets import ground_truth
 from datasets import visualize
 from depth_motion import depth_net as depth_net_lib
 from depth_motion import geometry
@@ -245,7 +246,7 @@ class DepthMotionStage(video.VideoStage):
 
     intrinsics = self._eval_intrinsics(batch)
     _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
-    true_rotation, true_translation = geometry.motion_from_poses(batch["pose"][:, 1], batch["pose"][:, 0])
+    true_rotation, true_translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
     errors = metrics_lib.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], true_rotation,
                                        true_translation)
     per_sample["rotation_error_deg"] = errors["rotation_error"]
@@ -268,11 +269,11 @@ class DepthMotionStage(video.VideoStage):
     return None if self.config.dm_intrinsics == "learned" else tf.cast(batch["intrinsics"], tf.float32)
 
   def eval_result(self, totals):
-    result = {}
-    for prefix in ("", TRAINING_VIDEO_PREFIX):
-      split = {name[len(prefix):]: value for name, value in totals.items()
-               if name.startswith(prefix) and (prefix or not name.startswith(TRAINING_VIDEO_PREFIX))}
-      result.update({prefix + name: value for name, value in self._split_result(split).items()})
+    prefix = TRAINING_VIDEO_PREFIX
+    validation = {name: value for name, value in totals.items() if not name.startswith(prefix)}
+    training = {name[len(prefix):]: value for name, value in totals.items() if name.startswith(prefix)}
+    result = self._split_result(validation)
+    result.update({prefix + name: value for name, value in self._split_result(training).items()})
     if self.config.dm_intrinsics == "per_video":
       result.update(self._table_errors())
     return result

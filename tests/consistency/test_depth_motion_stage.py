@@ -12,7 +12,7 @@ from consistency import config as config_lib
 from consistency import flags as flags_lib
 from consistency import train
 from consistency.stages import depth_motion as depth_motion_stage
-from depth_motion import geometry
+from datasets import ground_truth
 from depth_motion import losses as losses_lib
 from depth_motion import metrics as metrics_lib
 
@@ -131,10 +131,9 @@ def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path):
   batch = next(iter(stage.eval_dataset()))  # pairs with ground truth
   images, truth = tf.cast(batch["image"], tf.float32), tf.cast(batch["depth"], tf.float32)
   intrinsics = tf.cast(batch["intrinsics"], tf.float32)
-  motions = {}
-  for i, j in losses_lib.directed_pairs(2):
-    rotation, translation = geometry.motion_from_poses(batch["pose"][:, j], batch["pose"][:, i])
-    motions[(i, j)] = {"rotation": rotation, "translation": translation}
+  motions = {pair: {"rotation": rotation, "translation": translation}
+             for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"],
+                                                                            losses_lib.directed_pairs(2)).items()}
   net = models["depth"]
   frames = tf.reshape(images, [-1, 64, 96, 3])
   optimizer = tf.keras.optimizers.Adam(1e-3)

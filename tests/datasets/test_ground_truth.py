@@ -39,3 +39,15 @@ def test_occluder_in_the_target_hides_pixels_and_missing_depth_is_invalid():
   expected[0, 0] = False
   expected[4:8, 6:10] = False
   np.testing.assert_array_equal(result.visible[0], expected)
+
+
+def test_pair_motions_carry_camera_j_points_into_camera_i():
+  # Camera 0 at the origin, camera 1 one metre to the right (x), both looking along z: a point 1 m in front of
+  # camera 1 is at x = 1 in camera 0, and a point 1 m in front of camera 0 is at x = -1 in camera 1.
+  poses = np.tile(np.eye(4, dtype=np.float32), [1, 2, 1, 1])
+  poses[0, 1, 0, 3] = 1.0
+  motions = ground_truth.pair_motions(poses, [(0, 1), (1, 0)])
+  point = tf.constant([[0.0, 0.0, 1.0]])
+  for (i, j), expected in (((0, 1), [1.0, 0.0, 1.0]), ((1, 0), [-1.0, 0.0, 1.0])):
+    rotation, translation = motions[(i, j)]
+    np.testing.assert_allclose((tf.linalg.matvec(rotation, point) + translation).numpy(), [expected], atol=1e-6)
