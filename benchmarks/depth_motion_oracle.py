@@ -1,19 +1,24 @@
 """Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
-        [--preset=later] [--max_noise_stddev=0.5] [--every=50]
+        [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--max_gap=3] [--photometric_blurs=1 ...]
+        [--center_images] [--motion_initializer=he_normal] [--batch_size=4] [--fixed_batches=0]
 
-On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap 1..3, batch 4, no augmentation), a custom loop
-around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and losses (`depth_motion.losses`):
+On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap 1..--max_gap, --batch_size pairs, no
+augmentation), a custom loop around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and
+losses (`depth_motion.losses`):
   --oracle=motion  the true motion (from the poses) and K replace the motion network's: only depth trains;
   --oracle=depth   the true depth replaces the depth network's and K is given: only motion trains;
   --oracle=none    both train, K learned (the stage itself, without its harness).
 Every --every steps it prints the loss terms, the visible fraction of directed pair (0, 1) (the occlusion-aware mask
-of the photometric loss), the depth map's relative spread, and validation errors on 10 batches of gap-1 pairs:
-median-scaled depth AbsRel, that of a constant map (the reference a depth network must beat), the rotation error
-against the true rotation, and the translation direction error.
+of the photometric loss), the depth map's relative spread, and errors on 10 batches of gap-1 pairs of the validation
+scenes ("val") and of the training scenes ("train"): median-scaled depth AbsRel, that of a constant map (the
+reference a depth network must beat), the rotation error against the true rotation, and the translation direction
+error. With --fixed_batches=N it trains on N fixed batches only, and reports the same errors on them ("fixed"):
+whether the network can fit what it sees, apart from whether it generalises.
 """
 
+import itertools
 import os
 import time
 
@@ -35,19 +40,19 @@ from depth_motion import depth_net  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
 
-HEIGHT, WIDTH, BATCH = 64, 96, 4
+HEIGHT, WIDTH = 64, 96
 
 
-def _data(num_scenes, num_frames):
+def _data(num_scenes, num_frames, max_gap, batch_size):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
                                   synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=HEIGHT,
                                   width=WIDTH)
   spec = video.source_spec(config)
 
   def clip_config(max_gap):
-    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap, batch_size=BATCH,
+    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap, batch_size=batch_size,
                             augment=None, include_ground_truth=True, seed=0)
-  train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(3), training=True))
+  train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(max_gap), training=True))
   val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(1)).dataset(training=False).take(10))
   seen = list(clips.ClipSource(sources.load_scenes(spec, "train"), clip_config(1)).dataset(training=False).take(10))
   return train, val, seen
@@ -58,9 +63,16 @@ def main(argv):
   flag_values = flags.FLAGS
   oracle = flag_values.oracle
   keras.utils.set_random_seed(0)
-  train, val, seen = _data(flag_values.scenes, flag_values.frames)
+  train, val, seen = _data(flag_values.scenes, flag_values.frames, flag_values.max_gap, flag_values.batch_size)
+  splits = [("val", val), ("train", seen)]
+  if flag_values.fixed_batches:
+    fixed = [next(train) for _ in range(flag_values.fixed_batches)]
+    train = itertools.cycle(fixed)
+    splits.append(("fixed", fixed))
   settings = {"depth": {"max_noise_stddev": flag_values.max_noise_stddev, "noise_ramp_steps": 200},
-              "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False},
+              "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False,
+                         "center_images": flag_values.center_images,
+                         "kernel_initializer": flag_values.motion_initializer},
               "input_size": [HEIGHT, WIDTH]}
   models = depth_motion_stage.build_networks(settings)
   weights = losses_lib.loss_weights(preset=flag_values.preset)
@@ -81,7 +93,8 @@ def main(argv):
       if oracle == "depth":
         depths = tf.cast(batch["depth"], tf.float32)
       losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
-                                             occlusion_tolerance=flag_values.occlusion_tolerance)
+                                             occlusion_tolerance=flag_values.occlusion_tolerance,
+                                             photometric_blurs=flag_values.photometric_blurs)
       used = {name: value for name, value in losses.items() if weights[name] != 0}
       total, _ = losses_lib.weighted_total(used, weights, step)
     optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
@@ -107,7 +120,7 @@ def main(argv):
 
   def evaluate():
     text = []
-    for name, batches in (("val", val), ("train", seen)):
+    for name, batches in splits:
       values = np.mean([eval_step(batch).numpy() for batch in batches], axis=0)
       text.append(f"{name}: AbsRel %.3f (constant map %.3f) | rotation error %.3f deg of %.3f | translation angle "
                   "%.1f deg" % tuple(values))
@@ -132,5 +145,14 @@ if __name__ == "__main__":
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
   flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
   flags.DEFINE_float("occlusion_tolerance", 0.0, "Relative depth tolerance of the visibility test (0: strict).")
+  flags.DEFINE_integer("max_gap", 3, "Largest frame gap of the training pairs (drawn uniformly from 1..max_gap).")
+  flags.DEFINE_multi_integer("photometric_blurs", [1], "Box filter sizes of the photometric comparison "
+                             "(repeat the flag for several, e.g. --photometric_blurs=1 --photometric_blurs=5).")
+  flags.DEFINE_bool("center_images", False, "The motion network sees images in [-1, 1].")
+  flags.DEFINE_string("motion_initializer", "he_normal", "The motion network's convolution kernel initializer "
+                      "(glorot_uniform: the original).")
+  flags.DEFINE_integer("batch_size", 4, "Pairs per training and evaluation batch.")
+  flags.DEFINE_integer("fixed_batches", 0, "Train on this many fixed batches of the stream, over and over, and "
+                       "evaluate on them too ('fixed'): can the network fit what it sees? (0: the stream).")
   flags.DEFINE_integer("every", 50, "Print every this many steps.")
   app.run(main)

@@ -1,13 +1,16 @@
-"""Does the photometric loss point the motion network the right way from where it starts (no motion)?
+"""Does the photometric loss lead to the true motion, from where a motion network starts (no motion)?
 
-    python -m benchmarks.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blur=0]
+    python -m benchmarks.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blurs=1] [--fit_steps=0]
 
 On synthetic training pairs (20 scenes x 100 frames, 64x96) with the true depth and K, the RGB + SSIM loss of the
-directed pair (0, 1) ("later" weights, visibility tolerance 5 %) is differentiated with respect to the rotation
-(Euler angles) and the translation at zero motion, where a freshly initialised motion network starts. For each gap it
-prints the median cosine between the negative gradient and the true rotation / translation, and the fraction of
-pairs where that cosine is positive: a descent step moves towards the truth only where it is. `--blur=N` smooths
-both images with an N x N box filter first (what a coarser scale of a multi-scale loss would see).
+directed pair (0, 1) ("later" weights, visibility tolerance 5 %, `--blurs` = the loss's `photometric_blurs`, e.g.
+`--blurs=1,5`) is differentiated with respect to the rotation (Euler angles) and the translation at zero motion, where
+a freshly initialised motion network starts. For each gap it prints the median cosine between the negative gradient
+and the true rotation / translation, and the fraction of pairs where that cosine is positive: a descent step moves
+towards the truth only where it is. With `--fit_steps=N` it then fits free motion variables, one per pair and
+direction (no network), to the RGB + SSIM loss of both directed pairs with Adam (`--fit_learning_rate`) and prints
+the rotation error and translation direction error every 50 steps: whether descent on this loss reaches the truth at
+all, which a motion network can do no better than.
 """
 
 import os
@@ -16,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -26,6 +30,7 @@ from datasets import ground_truth  # noqa: E402
 from datasets import sources  # noqa: E402
 from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
+from depth_motion import metrics  # noqa: E402
 
 HEIGHT, WIDTH = 64, 96
 
@@ -34,25 +39,52 @@ def _cosine(a, b):
   return (tf.reduce_sum(a * b, -1) / (tf.norm(a, axis=-1) * tf.norm(b, axis=-1) + 1e-12)).numpy()
 
 
-def gradient_cosines(batch, blur=0):
-  """(rotation cosines [B], translation cosines [B]) of the negative loss gradient at zero motion vs the truth."""
+def _pair_losses(batch, motions, blurs):
   images = tf.cast(batch["image"], tf.float32)
-  if blur:
-    flat = tf.reshape(images, [-1, HEIGHT, WIDTH, 3])
-    images = tf.reshape(tf.nn.avg_pool2d(flat, blur, 1, "SAME"), tf.shape(images))
-  depth = tf.cast(batch["depth"], tf.float32)
-  intrinsics = tf.cast(batch["intrinsics"], tf.float32)
+  weights = losses_lib.loss_weights(preset="later")
+  values, _ = losses_lib.clip_losses(images, tf.cast(batch["depth"], tf.float32), motions,
+                                     intrinsics=tf.cast(batch["intrinsics"], tf.float32), occlusion_tolerance=0.05,
+                                     photometric_blurs=blurs)
+  return weights["rgb"] * values["rgb"] + weights["ssim"] * values["ssim"]
+
+
+def gradient_cosines(batch, blurs=(1,)):
+  """(rotation cosines [B], translation cosines [B]) of the negative loss gradient at zero motion vs the truth."""
   rotation_matrix, true_translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
   true_rotation = geometry.angles_from_matrix(rotation_matrix)
   rotation = tf.Variable(tf.zeros_like(true_rotation))
   translation = tf.Variable(tf.zeros_like(true_translation))
-  weights = losses_lib.loss_weights(preset="later")
   with tf.GradientTape() as tape:
-    values, _ = losses_lib.directed_pair_losses(images[:, 1], depth[:, 1], rotation, translation, intrinsics,
-                                                images[:, 0], depth[:, 0], occlusion_tolerance=0.05)
-    loss = weights["rgb"] * values["rgb"] + weights["ssim"] * values["ssim"]
+    # The loss of pair (1, 0) does not depend on these variables (no cycle terms): only (0, 1) is differentiated.
+    zero = {"rotation": tf.zeros_like(true_rotation), "translation": tf.zeros_like(true_translation)}
+    loss = _pair_losses(batch, {(0, 1): {"rotation": rotation, "translation": translation}, (1, 0): zero}, blurs)
   rotation_gradient, translation_gradient = tape.gradient(loss, [rotation, translation])
   return _cosine(-rotation_gradient, true_rotation), _cosine(-translation_gradient, true_translation)
+
+
+def fit_free_motion(batch, blurs, steps, learning_rate, report):
+  """Adam on per-pair motion variables from zero; calls report(step, rotation errors [B], translation angles [B])."""
+  truth = ground_truth.pair_motions(batch["pose"], [(0, 1), (1, 0)])
+  size = batch["image"].shape[0]
+  variables = {pair: (tf.Variable(tf.zeros([size, 3])), tf.Variable(tf.zeros([size, 3]))) for pair in truth}
+  flat = [variable for pair in variables.values() for variable in pair]
+  optimizer = keras.optimizers.Adam(learning_rate)
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      motions = {pair: {"rotation": rotation, "translation": translation}
+                 for pair, (rotation, translation) in variables.items()}
+      loss = _pair_losses(batch, motions, blurs)
+    optimizer.apply_gradients(zip(tape.gradient(loss, flat), flat))
+
+  for index in range(steps + 1):
+    if index % 50 == 0:
+      errors = metrics.motion_errors(*variables[(0, 1)], *truth[(0, 1)])
+      report(index, errors["rotation_error"].numpy(), errors["translation_angle"].numpy(),
+             errors["true_rotation"].numpy())
+    if index < steps:
+      step()
 
 
 def main(argv):
@@ -61,18 +93,28 @@ def main(argv):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
                                   synthetic_scenes=20, synthetic_frames=100, height=HEIGHT, width=WIDTH)
   scenes = sources.load_scenes(video.source_spec(config), "train")
+  blurs = tuple(int(size) for size in flag_values.blurs)
   for gap in flag_values.gaps:
     clip_config = clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=int(gap), max_gap=int(gap),
                                    batch_size=flag_values.pairs, augment=None, include_ground_truth=True, seed=0)
     batch = next(iter(clips.ClipSource(scenes, clip_config).dataset(training=True)))
-    rotation, translation = gradient_cosines(batch, flag_values.blur)
-    print(f"gap {gap}, blur {flag_values.blur}: rotation cosine median {np.median(rotation):+.2f} (positive for "
+    rotation, translation = gradient_cosines(batch, blurs)
+    print(f"gap {gap}, blurs {blurs}: rotation cosine median {np.median(rotation):+.2f} (positive for "
           f"{np.mean(rotation > 0):.0%} of {len(rotation)} pairs); translation cosine median "
           f"{np.median(translation):+.2f} (positive for {np.mean(translation > 0):.0%})", flush=True)
+
+    def report(step, rotation_error, translation_angle, true_rotation, gap=gap):
+      print(f"gap {gap}, blurs {blurs}, free motion step {step}: rotation error mean {np.mean(rotation_error):.2f} "
+            f"median {np.median(rotation_error):.2f} deg (true rotation {np.mean(true_rotation):.2f}); translation "
+            f"direction error mean {np.mean(translation_angle):.1f} deg", flush=True)
+    if flag_values.fit_steps:
+      fit_free_motion(batch, blurs, flag_values.fit_steps, flag_values.fit_learning_rate, report)
 
 
 if __name__ == "__main__":
   flags.DEFINE_list("gaps", ["1", "2", "3"], "Frame gaps to measure.")
   flags.DEFINE_integer("pairs", 32, "Training pairs per gap (one batch, shuffled with seed 0).")
-  flags.DEFINE_integer("blur", 0, "Box filter size applied to both images first (0: none).")
+  flags.DEFINE_list("blurs", ["1"], "Box filter sizes of the photometric comparison (the loss's photometric_blurs).")
+  flags.DEFINE_integer("fit_steps", 0, "Adam steps of the free-motion fit (0: gradient cosines only).")
+  flags.DEFINE_float("fit_learning_rate", 1e-3, "Adam learning rate of the free-motion fit.")
   app.run(main)

@@ -96,6 +96,8 @@ class TrainConfig:
   dm_loss_preset: str = "original"
   dm_loss_weights: tuple = ()  # ((term, weight), ...)
   dm_occlusion_tolerance: float = 0.0
+  dm_photometric_blurs: tuple = (1,)
+  dm_motion_centers_images: bool = False
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
   dm_augment: bool = True
@@ -134,6 +136,9 @@ class TrainConfig:
                        f"{self.dm_clip_length}, {self.dm_min_gap}, {self.dm_max_gap}")
     if not 0.0 <= self.dm_occlusion_tolerance < 1.0:
       raise ValueError(f"dm_occlusion_tolerance must be in [0, 1). Received: {self.dm_occlusion_tolerance}")
+    if not self.dm_photometric_blurs or any(size < 1 for size in self.dm_photometric_blurs):
+      raise ValueError(f"dm_photometric_blurs must be one or more positive box filter sizes, e.g. 1,5. Received: "
+                       f"{self.dm_photometric_blurs}")
     if self.dm_intrinsics not in ("learned", "per_video", "given"):
       raise ValueError(f"dm_intrinsics must be learned, per_video or given. Received: {self.dm_intrinsics!r}")
     if self.geometry not in ("learned", "ground_truth"):

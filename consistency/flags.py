@@ -140,6 +140,11 @@ flags.DEFINE_list("dm_loss_weights", [], "depth_motion: term=weight overrides of
 flags.DEFINE_float("dm_occlusion_tolerance", 0.0, "depth_motion: relative depth tolerance of the photometric "
                    "losses' visibility test. 0 is the original's strict test (warped depth < the other frame's "
                    "depth), which drops about half of the pixels where the two depths agree; e.g. 0.05 keeps them.")
+flags.DEFINE_list("dm_photometric_blurs", ["1"], "depth_motion: box filter sizes at which the RGB and SSIM terms "
+                  "compare the frames, averaged (1: full resolution only, the original); e.g. 1,5 adds a blurred "
+                  "level whose gradient still points to the true motion at gaps where the sharp one does not.")
+flags.DEFINE_bool("dm_motion_centers_images", False, "depth_motion: the motion network sees the images in [-1, 1] "
+                  "instead of [0, 1] (the original).")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "
                    "normalization (0 disables the noise).")
 flags.DEFINE_integer("dm_noise_ramp_steps", 10000, "depth_motion: steps over which that noise ramps up "
@@ -210,6 +215,7 @@ _LIST_PARSERS = {
     "efc_consistency_levels": _numbers(int, "integers"),
     "efc_flow_levels": _numbers(int, "integers"),
     "dm_residual_ramp_steps": _numbers(int, "integers (BEGIN,END)"),
+    "dm_photometric_blurs": _numbers(int, "positive integers"),
     "dm_loss_weights": lambda name, values: _parse_loss_weights(values),
 }
 

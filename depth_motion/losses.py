@@ -240,7 +240,7 @@ def translation_cycle_consistency(coords, mask, rotation1, translation1, rotatio
 
 def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, image_i, depth_i,
                          residual_translation=None, inverse_rotation=None, inverse_translation=None,
-                         inverse_residual_translation=None, occlusion_tolerance=0.0):
+                         inverse_residual_translation=None, occlusion_tolerance=0.0, photometric_blurs=(1,)):
   """Every unweighted loss term of one directed pair, on frame j's pixel grid.
 
   Args:
@@ -257,12 +257,18 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
     occlusion_tolerance: relative depth tolerance of the visibility test (`geometry.closer_to_camera`). 0 is the
       original's strict z < resampled depth, which drops about half of the pixels at consistent depths (ties decided
       by resampling noise); a few percent keeps them and masks only points clearly behind frame i's surface.
+    photometric_blurs: box filter sizes (`photometric.box_blur`) at which the RGB and SSIM terms compare the two
+      frames; the terms are the mean over them. (1,) is the original (full resolution only). A blurred level widens
+      the basin of the photometric loss: a motion error of a few pixels still changes the blurred comparison smoothly,
+      where the sharp one sees unrelated texture. The geometry (warp, visibility, depth terms) stays at full
+      resolution.
 
   Returns:
     (losses, masks):
       losses: {term: float32 scalar} for every term in LOSS_TERMS, unweighted:
-        rgb                 mean |frame i on j - frame j| over visible pixels (masked pixels count as 0)
-        ssim                0.5 mean(clip((1 - SSIM) / 2, 0, 1) x pooled depth-proximity weight)
+        rgb                 mean |frame i on j - frame j| over visible pixels (masked pixels count as 0), averaged
+                            over `photometric_blurs`
+        ssim                0.5 mean(clip((1 - SSIM) / 2, 0, 1) x pooled depth-proximity weight), averaged likewise
         depth_smoothness    edge-aware smoothness of frame j's normalized disparity
         depth_consistency   mean |depth i resampled - warped depth j| over visible pixels
         motion_smoothness   smoothness of the j -> i translation field (0 for a [B, 3] translation)
@@ -272,7 +278,7 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
       masks: {"visible": [B, H, W] float32 (valid and frame j closer to camera),
               "valid": [B, H, W] float32 (lands inside frame i, in front of the camera),
               "depth_proximity_weight": [B, H, W] float32 SSIM weight,
-              "reconstruction": [B, H, W, 3] frame i resampled onto frame j's grid,
+              "reconstruction": [B, H, W, 3] frame i resampled onto frame j's grid (blurred by photometric_blurs[0]),
               "coords": [B, H, W, 2] where frame j's pixels land in frame i}.
   """
   image_j = tf.convert_to_tensor(image_j, tf.float32)
@@ -285,17 +291,22 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
     field = geometry.translation_field(field, residual_translation)
   warp = geometry.depth_warp(depth_j, rotation_matrix, field, intrinsics)
 
+  blurs = tuple(photometric_blurs)
+  if not blurs:
+    raise ValueError("directed_pair_losses: photometric_blurs must name at least one box filter size, e.g. (1,).")
   # Out-of-range coordinates are clamped (as the original does before resampling); those pixels are masked anyway.
-  resampled = geometry.resample(tf.concat([image_i, depth_i[..., tf.newaxis]], axis=-1), warp.coords,
-                                boundary="border")
-  reconstruction, depth_i_resampled = resampled[..., :3], resampled[..., 3]
+  # Every blurred copy of frame i and its depth are resampled together, in one gather.
+  resampled = geometry.resample(
+      tf.concat([photometric.box_blur(image_i, size) for size in blurs] + [depth_i[..., tf.newaxis]], axis=-1),
+      warp.coords, boundary="border")
+  reconstructions = [resampled[..., 3 * level:3 * level + 3] for level in range(len(blurs))]
+  depth_i_resampled = resampled[..., -1]
   visible = geometry.closer_to_camera(warp, depth_i_resampled, relative_tolerance=occlusion_tolerance)
   visible_f = tf.cast(visible, tf.float32)
   valid_f = tf.cast(warp.valid, tf.float32)
 
   depth_difference = tf.where(warp.valid, depth_i_resampled - warp.depth, 0.0)
   depth_consistency = tf.reduce_mean(tf.abs(depth_difference) * visible_f)
-  rgb = photometric.masked_l1(image_j, reconstruction, visible_f)
 
   # The SSIM weight falls from 1 where the two depths agree (relative to the frame's typical disagreement) to 0
   # where they do not: structure is compared only between surfaces that match.
@@ -305,7 +316,11 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
   # stop_gradient: with a gradient through the weight, the network lowers the SSIM term by pushing the two depths
   # apart instead of matching the images, and training does not start (the original's finding).
   proximity = tf.stop_gradient(proximity)
-  ssim = 0.5 * photometric.weighted_ssim_loss(reconstruction, image_j, proximity)
+  targets = [photometric.box_blur(image_j, size) for size in blurs]
+  rgb = tf.add_n([photometric.masked_l1(target, reconstruction, visible_f)
+                  for target, reconstruction in zip(targets, reconstructions)]) / len(blurs)
+  ssim = 0.5 * tf.add_n([photometric.weighted_ssim_loss(reconstruction, target, proximity)
+                         for target, reconstruction in zip(targets, reconstructions)]) / len(blurs)
 
   zero = tf.constant(0.0)
   # A [B, 3] translation is one constant field: no spatial variation, so skip the sqrt at exactly zero differences.
@@ -327,7 +342,7 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
             "depth_consistency": depth_consistency, "motion_smoothness": motion_smoothness, "motion_drift": drift,
             "rotation_cycle": rotation_cycle, "translation_cycle": translation_cycle}
   masks = {"visible": visible_f, "valid": valid_f, "depth_proximity_weight": proximity,
-           "reconstruction": reconstruction, "coords": warp.coords}
+           "reconstruction": reconstructions[0], "coords": warp.coords}
   return losses, masks
 
 
@@ -339,7 +354,7 @@ def directed_pairs(num_frames):
   return pairs
 
 
-def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.0):
+def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.0, photometric_blurs=(1,)):
   """Sums the directed-pair losses of a clip (T = 2: 0->1, 1->0; T = 3: 0->1, 1->0, 1->2, 2->1).
 
   Depth smoothness is added once per frame (as the original does), not once per directed pair.
@@ -352,6 +367,7 @@ def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.
       "residual_translation" [B, H, W, 3], and "intrinsics" [B, 3, 3].
     intrinsics: [B, 3, 3] known K; None uses the average of the two directions' predicted K (the original).
     occlusion_tolerance: relative depth tolerance of the visibility test (see `directed_pair_losses`).
+    photometric_blurs: box filter sizes of the photometric comparison (see `directed_pair_losses`).
 
   Returns:
     (losses {term: float32 scalar} summed over directed pairs, masks {(i, j): that pair's masks}).
@@ -377,7 +393,8 @@ def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.
         images[:, j], depths[:, j], motion["rotation"], motion["translation"], k, images[:, i], depths[:, i],
         residual_translation=motion.get("residual_translation"), inverse_rotation=inverse["rotation"],
         inverse_translation=inverse["translation"],
-        inverse_residual_translation=inverse.get("residual_translation"), occlusion_tolerance=occlusion_tolerance)
+        inverse_residual_translation=inverse.get("residual_translation"), occlusion_tolerance=occlusion_tolerance,
+        photometric_blurs=photometric_blurs)
     for name in LOSS_TERMS:
       if name != "depth_smoothness":
         totals[name] += losses[name]

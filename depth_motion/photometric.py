@@ -1,4 +1,5 @@
-"""Photometric terms of the depth/motion loss: occlusion-masked RGB L1 and the depth-weighted SSIM.
+"""Photometric terms of the depth/motion loss: occlusion-masked RGB L1, the depth-weighted SSIM, and the box blur
+that compares images at coarser scales.
 
 Pure functions on tensors; every shape is in the docstring. `losses.directed_pair_losses` combines them with the warp.
 """
@@ -9,6 +10,22 @@ import tensorflow as tf
 SSIM_C1 = float("inf")
 SSIM_C2 = 9e-6
 SSIM_WEIGHT_EPSILON = 0.01
+
+
+def box_blur(images, size):
+  """Box filter of `size` x `size` (stride 1; at the border, the mean of the pixels inside the image).
+
+  Args:
+    images: [B, H, W, C].
+    size: positive int; 1 returns `images` unchanged.
+
+  Returns:
+    [B, H, W, C] float32.
+  """
+  if size < 1:
+    raise ValueError(f"box_blur: size must be a positive integer. Received: {size}")
+  images = tf.cast(images, tf.float32)
+  return images if size == 1 else tf.nn.avg_pool2d(images, size, 1, "SAME")
 
 
 def masked_l1(image, reconstruction, mask):

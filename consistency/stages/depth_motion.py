@@ -56,7 +56,8 @@ def network_settings(config):
   return {"depth": {"max_noise_stddev": config.dm_max_noise_stddev, "noise_ramp_steps": config.dm_noise_ramp_steps},
           "motion": {"residual_translation": config.dm_residual_translation,
                      "learn_intrinsics": config.dm_intrinsics == "learned",
-                     "use_depth": config.dm_motion_uses_depth},
+                     "use_depth": config.dm_motion_uses_depth,
+                     "center_images": config.dm_motion_centers_images},
           "input_size": [config.height, config.width]}
 
 
@@ -217,7 +218,8 @@ class DepthMotionStage(video.VideoStage):
     intrinsics = self._intrinsics(models, batch)
     depths, motions = self.predict(models, batch["image"], step, training, intrinsics)
     losses, masks = losses_lib.clip_losses(batch["image"], depths, motions, intrinsics=intrinsics,
-                                           occlusion_tolerance=self.config.dm_occlusion_tolerance)
+                                           occlusion_tolerance=self.config.dm_occlusion_tolerance,
+                                           photometric_blurs=self.config.dm_photometric_blurs)
     used = {name: value for name, value in losses.items() if self.weights[name] != 0}
     _, weighted = losses_lib.weighted_total(used, self.weights, step)
     return weighted, {"image": batch["image"][:, 0], "depth": depths[:, 0],

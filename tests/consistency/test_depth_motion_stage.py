@@ -74,18 +74,20 @@ def test_load_teachers_errors_name_the_directory(tmp_path):
 @pytest.mark.slow
 def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
   losses, _ = _check_run(_config(tmp_path, dm_intrinsics="per_video", dm_residual_translation=True,
-                                 dm_residual_ramp_steps=(0, 1), dm_loss_preset="later", dm_occlusion_tolerance=0.05))
+                                 dm_residual_ramp_steps=(0, 1), dm_loss_preset="later", dm_occlusion_tolerance=0.05,
+                                 dm_photometric_blurs=(1, 5), dm_motion_centers_images=True))
   assert losses["motion_drift"] >= 0.0
 
 
 def test_loss_weight_and_ramp_flags_parse():
   argv = ["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb=1.5,depth_consistency=0",
-          "--dm_residual_ramp_steps=5,9"]
+          "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5"]
   flags.FLAGS(argv)
   try:
     config = flags_lib.config_from_flags()
     assert config.dm_loss_weights == (("rgb", 1.5), ("depth_consistency", 0.0))
     assert config.dm_residual_ramp_steps == (5, 9)
+    assert config.dm_photometric_blurs == (1, 5)
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])
     with pytest.raises(ValueError, match="term=number"):
       flags_lib.config_from_flags()
@@ -93,6 +95,9 @@ def test_loss_weight_and_ramp_flags_parse():
     flags.FLAGS.unparse_flags()
   with pytest.raises(ValueError, match="dm_occlusion_tolerance"):
     config_lib.TrainConfig(model_dir="/tmp/x", dm_occlusion_tolerance=-0.1)
+  for blurs in ((), (1, 0)):
+    with pytest.raises(ValueError, match="dm_photometric_blurs"):
+      config_lib.TrainConfig(model_dir="/tmp/x", dm_photometric_blurs=blurs)
   with pytest.raises(ValueError, match="Unknown loss weight"):
     depth_motion_stage.DepthMotionStage(config_lib.TrainConfig(model_dir="/tmp/x", dm_loss_weights=(("rbg", 1.0),)))
 

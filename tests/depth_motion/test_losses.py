@@ -384,3 +384,44 @@ def test_occlusion_tolerance_keeps_consistent_pixels_and_still_masks_occluded_on
   # Frame j's pixels move by fx t / z = 40 x 0.3 / 3 = 4 px: away from the split they see the same half of frame i.
   assert not visible[:, :, :WIDTH // 2 - 8][valid[:, :, :WIDTH // 2 - 8] > 0].any()
   assert visible[:, :, WIDTH // 2 + 8:].sum() == valid[:, :, WIDTH // 2 + 8:].sum()
+
+
+def test_box_blur_known_answers():
+  constant = tf.fill([1, 7, 9, 3], 0.3)
+  np.testing.assert_allclose(photometric.box_blur(constant, 5), constant, atol=1e-7)  # the border too
+  impulse = np.zeros([1, 7, 9, 1], np.float32)
+  impulse[0, 3, 4, 0] = 9.0
+  expected = np.zeros_like(impulse)
+  expected[0, 2:5, 3:6, 0] = 1.0
+  np.testing.assert_allclose(photometric.box_blur(impulse, 3), expected, atol=1e-6)
+  np.testing.assert_array_equal(photometric.box_blur(impulse, 1), impulse)
+  with pytest.raises(ValueError, match="positive"):
+    photometric.box_blur(impulse, 0)
+
+
+def test_photometric_blurs_average_the_rgb_and_ssim_terms_of_each_level():
+  image_j, image_i, depth_i, translation = _two_views([0.3, 0.0, 0.0])
+  wrong = translation + [[0.1, 0.0, 0.0]]  # 1.3 px off
+
+  def pair_losses(blurs, motion=wrong):
+    values, masks = losses.directed_pair_losses(image_j, _plane(), tf.zeros([BATCH, 3]), motion, _intrinsics(),
+                                                image_i, depth_i, occlusion_tolerance=0.05, photometric_blurs=blurs)
+    return {name: float(value) for name, value in values.items()}, masks
+
+  default, _ = losses.directed_pair_losses(image_j, _plane(), tf.zeros([BATCH, 3]), wrong, _intrinsics(), image_i,
+                                           depth_i, occlusion_tolerance=0.05)
+  sharp, sharp_masks = pair_losses((1,))
+  blurred, _ = pair_losses((5,))
+  both, both_masks = pair_losses((1, 5))
+  assert sharp == {name: float(value) for name, value in default.items()}
+  assert blurred["rgb"] < sharp["rgb"]  # blurring removes part of the misaligned texture
+  for name in ("rgb", "ssim"):
+    assert both[name] == pytest.approx(0.5 * (sharp[name] + blurred[name]), rel=1e-5)
+  for name in set(losses.LOSS_TERMS) - {"rgb", "ssim"}:
+    assert both[name] == pytest.approx(sharp[name], rel=1e-6, abs=1e-9)
+  np.testing.assert_array_equal(both_masks["reconstruction"], sharp_masks["reconstruction"])
+  # At the true motion every level matches, up to the image border (frame i was rendered with clamped borders).
+  true, _ = pair_losses((1, 5), motion=translation)
+  assert true["rgb"] < 0.1 * both["rgb"]
+  with pytest.raises(ValueError, match="photometric_blurs"):
+    pair_losses(())
