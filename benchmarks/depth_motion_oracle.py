@@ -50,7 +50,8 @@ def _data(num_scenes, num_frames, max_gap, batch_size):
   spec = video.source_spec(config)
 
   def clip_config(max_gap):
-    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap, batch_size=batch_size,
+    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap,
+                            batch_size=batch_size,
                             augment=None, include_ground_truth=True, seed=0)
   train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(max_gap), training=True))
   val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(1)).dataset(training=False).take(10))

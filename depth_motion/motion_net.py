@@ -64,12 +64,11 @@ class MotionRefinement(keras.layers.Layer):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_initializer = kernel_initializer
-    self.conv_a = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                      kernel_initializer=kernel_initializer, name="conv_a")
-    self.conv_b1 = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                       kernel_initializer=kernel_initializer, name="conv_b1")
-    self.conv_b2 = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                       kernel_initializer=kernel_initializer, name="conv_b2")
+
+    def conv3x3(name):
+      return keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=kernel_initializer,
+                                 name=name)
+    self.conv_a, self.conv_b1, self.conv_b2 = conv3x3("conv_a"), conv3x3("conv_b1"), conv3x3("conv_b2")
     self.project = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=kernel_initializer, name="project")
 
   def call(self, field, features):
@@ -96,13 +95,12 @@ class MotionNet(keras.Model):
       the rest of the batch). Only used with `residual_translation`.
     learn_intrinsics: predict K from the bottleneck; if False, K is read from `inputs["intrinsics"]`.
     use_depth: append each frame's depth as an input channel (8 channels, the later code) instead of RGB only (6).
-    center_images: feed the images to the trunk as 2 x - 1 (in [-1, 1]) instead of in [0, 1] (the original). A
-      zero-centred input lets the first layers' ReLUs start on both sides of their kink; on fixed synthetic batches
-      with the true depth it cut the rotation error faster (see README "What the stages reach on synthetic data").
-    kernel_initializer: name of the Keras initializer of every convolution kernel (trunk and refinement). The original's Glorot
-      uniform ("glorot_uniform") shrinks the activations about 2.5x per ReLU layer: at the bottleneck they are ~1e-3
-      of the input and the rotation output starts ~1e-5 rad, so its gradient steps barely move it. He normal (the
-      default here, and the depth encoder's) keeps their scale.
+    center_images: feed the images to the trunk as 2 x - 1 (in [-1, 1]) instead of in [0, 1] (the original), so the
+      first layer's ReLUs start on both sides of their kink.
+    kernel_initializer: name of the Keras initializer of every convolution kernel (trunk and refinement). The
+      original's Glorot uniform ("glorot_uniform") shrinks the activations about 2.5x per ReLU layer: at the
+      bottleneck they are ~1e-3 of the input and the rotation output starts ~1e-5 rad, so its gradient steps barely
+      move it. He normal (the default here, and the depth encoder's) keeps their scale.
     scale_init: initial value of the learned rotation and translation output scales.
     min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
 
@@ -224,5 +222,6 @@ class MotionNet(keras.Model):
     config.update({"residual_translation": self.residual_translation, "auto_mask": self.auto_mask,
                    "learn_intrinsics": self.learn_intrinsics, "use_depth": self.use_depth,
                    "center_images": self.center_images,
-                   "kernel_initializer": self.kernel_initializer, "scale_init": self.scale_init, "min_scale": self.min_scale})
+                   "kernel_initializer": self.kernel_initializer, "scale_init": self.scale_init,
+                   "min_scale": self.min_scale})
     return config
