@@ -2,14 +2,17 @@
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
         [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--max_gap=3] [--photometric_blurs=1 ...]
-        [--center_images] [--motion_initializer=he_normal] [--batch_size=4] [--fixed_batches=0]
+        [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--batch_size=4] [--fixed_batches=0]
 
 On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap 1..--max_gap, --batch_size pairs, no
 augmentation), a custom loop around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and
 losses (`depth_motion.losses`):
   --oracle=motion  the true motion (from the poses) and K replace the motion network's: only depth trains;
   --oracle=depth   the true depth replaces the depth network's and K is given: only motion trains;
-  --oracle=none    both train, K learned (the stage itself, without its harness).
+  --oracle=none    both train, K learned (the stage itself, without its harness);
+  --oracle=pose    no photometric loss: the motion network regresses the true motion (L1 of the rotation matrix entries in degrees
+                   and of the translation in cm), K given. The supervised reference: how fast the architecture can
+                   learn an estimator from these pairs at all.
 Every --every steps it prints the loss terms, the visible fraction of directed pair (0, 1) (the occlusion-aware mask
 of the photometric loss), the depth map's relative spread, and errors on 10 batches of gap-1 pairs of the validation
 scenes ("val") and of the training scenes ("train"): median-scaled depth AbsRel, that of a constant map (the
@@ -37,6 +40,7 @@ from datasets import clips  # noqa: E402
 from datasets import ground_truth  # noqa: E402
 from datasets import sources  # noqa: E402
 from depth_motion import depth_net  # noqa: E402
+from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
 
@@ -73,11 +77,13 @@ def main(argv):
   settings = {"depth": {"max_noise_stddev": flag_values.max_noise_stddev, "noise_ramp_steps": 200},
               "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False,
                          "center_images": flag_values.center_images,
-                         "kernel_initializer": flag_values.motion_initializer},
+                         "kernel_initializer": flag_values.motion_initializer,
+                         "trunk_type": flag_values.motion_trunk},
               "input_size": [HEIGHT, WIDTH]}
   models = depth_motion_stage.build_networks(settings)
   weights = losses_lib.loss_weights(preset=flag_values.preset)
   variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
+               "pose": models["motion"].trainable_variables,
                "none": models["depth"].trainable_variables + models["motion"].trainable_variables}[oracle]
   optimizer = keras.optimizers.Adam(flag_values.learning_rate, clipnorm=10.0)
 
@@ -91,13 +97,20 @@ def main(argv):
       if oracle == "motion":
         for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
           motions[pair] = {"rotation": rotation, "translation": translation}
-      if oracle == "depth":
+      if oracle in ("depth", "pose"):
         depths = tf.cast(batch["depth"], tf.float32)
       losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
                                              occlusion_tolerance=flag_values.occlusion_tolerance,
                                              photometric_blurs=flag_values.photometric_blurs)
       used = {name: value for name, value in losses.items() if weights[name] != 0}
       total, _ = losses_lib.weighted_total(used, weights, step)
+      if oracle == "pose":
+        used = {}
+        for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
+          predicted = geometry.matrix_from_angles(motions[pair]["rotation"])
+          used[f"rotation_l1{pair}"] = tf.reduce_mean(tf.abs(predicted - rotation)) * 180 / np.pi
+          used[f"translation_cm_l1{pair}"] = tf.reduce_mean(tf.abs(motions[pair]["translation"] - translation)) * 100
+        total = tf.add_n(list(used.values()))
     optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
     depth = depths[:, 0]
     spread = tf.math.reduce_std(depth / tf.reduce_mean(depth, axis=[1, 2], keepdims=True))
@@ -138,7 +151,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_enum("oracle", "motion", ["motion", "depth", "none"], "What comes from ground truth (see above).")
+  flags.DEFINE_enum("oracle", "motion", ["motion", "depth", "none", "pose"], "What comes from ground truth (see above).")
   flags.DEFINE_integer("scenes", 20, "Synthetic scenes (every fifth is validation).")
   flags.DEFINE_integer("frames", 100, "Frames per synthetic scene.")
   flags.DEFINE_integer("steps", 300, "Training steps.")
@@ -152,6 +165,7 @@ if __name__ == "__main__":
   flags.DEFINE_bool("center_images", False, "The motion network sees images in [-1, 1].")
   flags.DEFINE_string("motion_initializer", "he_normal", "The motion network's convolution kernel initializer "
                       "(glorot_uniform: the original).")
+  flags.DEFINE_enum("motion_trunk", "plain", ["plain", "correlation"], "The motion network's trunk.")
   flags.DEFINE_integer("batch_size", 4, "Pairs per training and evaluation batch.")
   flags.DEFINE_integer("fixed_batches", 0, "Train on this many fixed batches of the stream, over and over, and "
                        "evaluate on them too ('fixed'): can the network fit what it sees? (0: the stream).")

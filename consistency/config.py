@@ -98,6 +98,8 @@ class TrainConfig:
   dm_occlusion_tolerance: float = 0.0
   dm_photometric_blurs: tuple = (1,)
   dm_motion_centers_images: bool = False
+  dm_motion_trunk: str = "plain"
+  dm_motion_correlation_radius: int = 3
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
   dm_augment: bool = True
@@ -139,6 +141,13 @@ class TrainConfig:
     if not self.dm_photometric_blurs or any(size < 1 for size in self.dm_photometric_blurs):
       raise ValueError(f"dm_photometric_blurs must be one or more positive box filter sizes, e.g. 1,5. Received: "
                        f"{self.dm_photometric_blurs}")
+    if self.dm_motion_trunk not in ("plain", "correlation"):
+      raise ValueError(f"dm_motion_trunk must be plain or correlation. Received: {self.dm_motion_trunk!r}")
+    if self.dm_motion_trunk == "correlation" and self.dm_residual_translation:
+      raise ValueError("dm_motion_trunk=correlation has no residual translation field: use dm_motion_trunk=plain "
+                       "with dm_residual_translation.")
+    if self.dm_motion_correlation_radius < 1:
+      raise ValueError(f"dm_motion_correlation_radius must be >= 1. Received: {self.dm_motion_correlation_radius}")
     if self.dm_intrinsics not in ("learned", "per_video", "given"):
       raise ValueError(f"dm_intrinsics must be learned, per_video or given. Received: {self.dm_intrinsics!r}")
     if self.geometry not in ("learned", "ground_truth"):

@@ -145,6 +145,12 @@ flags.DEFINE_list("dm_photometric_blurs", ["1"], "depth_motion: box filter sizes
                   "level whose gradient still points to the true motion at gaps where the sharp one does not.")
 flags.DEFINE_bool("dm_motion_centers_images", False, "depth_motion: the motion network sees the images in [-1, 1] "
                   "instead of [0, 1] (the original).")
+flags.DEFINE_enum("dm_motion_trunk", "plain", ["plain", "correlation"], "depth_motion: the motion network's trunk: "
+                  "plain (the original: convs on the concatenated frames) or correlation (a shared encoder, a "
+                  "correlation of the two frames' features and the expected displacement first; "
+                  "depth_motion/motion_net.py CorrelationTrunk). No residual translation field with correlation.")
+flags.DEFINE_integer("dm_motion_correlation_radius", 3, "depth_motion: displacements per side of the correlation "
+                     "trunk, in pixels at 1/4 resolution (3: up to 12 input pixels).")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "
                    "normalization (0 disables the noise).")
 flags.DEFINE_integer("dm_noise_ramp_steps", 10000, "depth_motion: steps over which that noise ramps up "

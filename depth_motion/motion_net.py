@@ -4,6 +4,9 @@
   -> spatial mean (bottleneck) -> background rotation (3 Euler angles) + translation, and K
   -> optionally: the translation refined coarse to fine through conv7 .. conv1 and the input (residual field)
 
+or, with `trunk_type="correlation"` (an addition of this project, see `CorrelationTrunk`), the bottleneck is the
+spatial mean of features computed from an explicit match of the two frames.
+
 Motion predicted from the input order (i, j) carries camera-j points into camera i: p_i = R p_j + t, with
 R = `geometry.matrix_from_angles(rotation)`; `geometry.depth_warp(depth_j, R, t, K)` then tells where frame j's pixels
 land in frame i.
@@ -12,9 +15,14 @@ land in frame i.
 import keras
 import tensorflow as tf
 
+from depth_motion import correlation as correlation_lib
 from depth_motion import geometry
 
 TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
+TRUNK_TYPES = ("plain", "correlation")
+# CorrelationTrunk: the shared encoder's (filters, stride) and the filters of the stride-2 convs after the match.
+CORRELATION_ENCODER = ((16, 2), (32, 1), (32, 2), (32, 1))
+CORRELATION_TRUNK_FILTERS = (64, 128, 256)
 
 
 def at_least(value, minimum):
@@ -83,6 +91,91 @@ class MotionRefinement(keras.layers.Layer):
     return config
 
 
+def _coordinates(like):
+  """[B, h, w, 2] pixel-centre coordinates (x, y) of `like`'s grid, normalized to [-1, 1]."""
+  shape = tf.shape(like)
+  ys = tf.linspace(-1.0, 1.0, shape[1])
+  xs = tf.linspace(-1.0, 1.0, shape[2])
+  grid = tf.stack(tf.meshgrid(xs, ys, indexing="xy"), axis=-1)
+  return tf.cast(tf.broadcast_to(grid, [shape[0], shape[1], shape[2], 2]), like.dtype)
+
+
+@keras.saving.register_keras_serializable(package="depth_motion")
+class CorrelationTrunk(keras.layers.Layer):
+  """Motion features from an explicit match of the two frames (not in the original, which has the plain trunk only).
+
+  Both frames pass through one shared encoder (3x3 convs 16 stride 2, 32, 32 stride 2, 32; ReLU) to 1/4 resolution.
+  Frame i's features are compared with frame j's at every displacement within `radius` (a correlation layer on
+  unit-length features: cosine similarities), and a softmax over the displacements (the similarities times a learned
+  temperature) gives the match probabilities, whose expectation is a flow field in 1/4-resolution pixels. The maps
+  [flow (2), probabilities ((2 r + 1)^2), coordinates x, y in [-1, 1] (2), flow x coordinates (4)] go through 3x3
+  stride-2 convs (64, 128, 256; ReLU). The coordinates matter because the motion network averages its last features
+  over the image, which is blind to where a feature is: rotation about the optical axis and translation along it
+  show as position-dependent flow (curl, divergence) that the products with the coordinates expose to the mean.
+
+  Why: with the plain trunk the network has to learn matching itself, from the motion loss. On the synthetic video
+  it memorises the pairs it sees but learns no estimator within a few thousand steps, even when trained on the true
+  motion (README "What the stages reach on synthetic data" has the measurements); with the match given it does.
+
+  Call: (frame_i [B, H, W, C], frame_j [B, H, W, C]) -> [B, H / 32, W / 32, 256] (rounded up).
+  """
+
+  def __init__(self, radius=3, kernel_initializer="he_normal", temperature_init=10.0, **kwargs):
+    super().__init__(**kwargs)
+    if radius < 1:
+      raise ValueError(f"CorrelationTrunk radius must be >= 1 (displacements per side at 1/4 resolution). "
+                       f"Received: radius={radius}")
+    self.radius = int(radius)
+    self.kernel_initializer = kernel_initializer
+    self.temperature_init = float(temperature_init)
+
+    def conv3x3(filters, stride, name):
+      return keras.layers.Conv2D(filters, 3, strides=stride, padding="same", activation="relu",
+                                 kernel_initializer=kernel_initializer, name=name)
+    self.encoder = [conv3x3(f, stride, f"encoder{i + 1}") for i, (f, stride) in enumerate(CORRELATION_ENCODER)]
+    self.correlation = correlation_lib.Correlation(self.radius, name="correlation")
+    self.convs = [conv3x3(f, 2, f"conv{i + 1}") for i, f in enumerate(CORRELATION_TRUNK_FILTERS)]
+    for layer in self.encoder + self.convs:  # Keras 3 lists are invisible to tf.train.Checkpoint.
+      setattr(self, layer.name, layer)
+    displacements = range(-self.radius, self.radius + 1)
+    # The correlation layer's channel order: dy outer, dx inner.
+    self.displacements = tf.constant([[dx, dy] for dy in displacements for dx in displacements], tf.float32)
+
+  def build(self, input_shape):
+    self.temperature = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.temperature_init),
+                                       name="temperature")
+    super().build(input_shape)
+
+  def match(self, frame_i, frame_j):
+    """(flow [B, h, w, 2] (dx, dy) in 1/4-resolution pixels from frame i to frame j, probabilities [B, h, w, n^2])."""
+    features_i, features_j = frame_i, frame_j
+    for conv in self.encoder:
+      features_i, features_j = conv(features_i), conv(features_j)
+    # Scaled to length sqrt(C), the correlation (a channel mean of products) is the cosine similarity.
+    channels = float(CORRELATION_ENCODER[-1][0])
+    features_i = tf.math.l2_normalize(features_i, axis=-1) * channels ** 0.5
+    features_j = tf.math.l2_normalize(features_j, axis=-1) * channels ** 0.5
+    similarity = self.correlation([features_i, features_j])
+    probabilities = tf.nn.softmax(similarity * tf.cast(self.temperature, similarity.dtype), axis=-1)
+    flow = tf.einsum("bhwk,kc->bhwc", probabilities, tf.cast(self.displacements, probabilities.dtype))
+    return flow, probabilities
+
+  def call(self, frame_i, frame_j):
+    flow, probabilities = self.match(frame_i, frame_j)
+    coordinates = _coordinates(flow)
+    x = tf.concat([flow, probabilities, coordinates, flow[..., :1] * coordinates, flow[..., 1:] * coordinates],
+                  axis=-1)
+    for conv in self.convs:
+      x = conv(x)
+    return x
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"radius": self.radius, "kernel_initializer": self.kernel_initializer,
+                   "temperature_init": self.temperature_init})
+    return config
+
+
 @keras.saving.register_keras_serializable(package="depth_motion")
 class MotionNet(keras.Model):
   """Egomotion (+ optional residual translation field) and camera intrinsics from two frames.
@@ -101,6 +194,9 @@ class MotionNet(keras.Model):
       original's Glorot uniform ("glorot_uniform") shrinks the activations about 2.5x per ReLU layer: at the
       bottleneck they are ~1e-3 of the input and the rotation output starts ~1e-5 rad, so its gradient steps barely
       move it. He normal (the default here, and the depth encoder's) keeps their scale.
+    trunk_type: "plain" (the original's seven stride-2 convs on the channel-concatenated frames) or "correlation"
+      (`CorrelationTrunk`: an explicit match of the two frames first; needs `residual_translation=False`).
+    correlation_radius: the correlation trunk's displacements per side, in 1/4-resolution pixels.
     scale_init: initial value of the learned rotation and translation output scales.
     min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
 
@@ -119,8 +215,16 @@ class MotionNet(keras.Model):
   """
 
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
-               center_images=False, kernel_initializer="he_normal", scale_init=0.01, min_scale=0.001, **kwargs):
+               center_images=False, kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
+               scale_init=0.01, min_scale=0.001, **kwargs):
     super().__init__(**kwargs)
+    if trunk_type not in TRUNK_TYPES:
+      raise ValueError(f"MotionNet trunk_type must be one of {TRUNK_TYPES}. Received: trunk_type={trunk_type!r}")
+    if trunk_type == "correlation" and residual_translation:
+      raise ValueError("MotionNet(trunk_type='correlation') has no residual translation field (it refines through "
+                       "the plain trunk's levels): use trunk_type='plain' with residual_translation=True.")
+    self.trunk_type = trunk_type
+    self.correlation_radius = correlation_radius
     self.residual_translation = residual_translation
     self.auto_mask = auto_mask
     self.learn_intrinsics = learn_intrinsics
@@ -134,12 +238,16 @@ class MotionNet(keras.Model):
                                               constraint=constraint, name="rotation_scale")
     self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
                                                  constraint=constraint, name="translation_scale")
-    self.trunk = [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
-                                      kernel_initializer=kernel_initializer, name=f"conv{i + 1}")
-                  for i, f in enumerate(TRUNK_FILTERS)]
-    # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
-    for layer in self.trunk:
-      setattr(self, layer.name, layer)
+    if trunk_type == "plain":
+      self.trunk = [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
+                                        kernel_initializer=kernel_initializer, name=f"conv{i + 1}")
+                    for i, f in enumerate(TRUNK_FILTERS)]
+      # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
+      for layer in self.trunk:
+        setattr(self, layer.name, layer)
+    else:
+      self.correlation_trunk = CorrelationTrunk(correlation_radius, kernel_initializer=kernel_initializer,
+                                                name="correlation_trunk")
     # 1x1 convolutions on the [B, 1, 1, 1024] bottleneck are dense layers on [B, 1024].
     self.background_motion = keras.layers.Dense(6, use_bias=False, name="background_motion")
     if learn_intrinsics:
@@ -164,28 +272,34 @@ class MotionNet(keras.Model):
     """The effective translation output scale (>= min_scale)."""
     return at_least(self.translation_scale_var, self.min_scale)
 
-  def _network_input(self, inputs):
+  def _frames(self, inputs):
+    """(images [image_i, image_j], depths [depth_i, depth_j] or []) as the trunk sees them: [B, H, W, 3 / 1]."""
     for key in ("image_i", "image_j") + (("depth_i", "depth_j") if self.use_depth else ()):
       if key not in inputs:
         raise ValueError(f"MotionNet(use_depth={self.use_depth}) needs inputs[{key!r}]. Received keys: "
                          f"{sorted(inputs)}")
-    parts = [tf.cast(inputs["image_i"], self.compute_dtype), tf.cast(inputs["image_j"], self.compute_dtype)]
+    images = [tf.cast(inputs["image_i"], self.compute_dtype), tf.cast(inputs["image_j"], self.compute_dtype)]
     if self.center_images:
-      parts = [2.0 * part - 1.0 for part in parts]
-    if self.use_depth:
-      parts += [tf.cast(inputs["depth_i"], self.compute_dtype)[..., tf.newaxis],
-                tf.cast(inputs["depth_j"], self.compute_dtype)[..., tf.newaxis]]
-    return tf.concat(parts, axis=-1)
+      images = [2.0 * image - 1.0 for image in images]
+    depths = [tf.cast(inputs[key], self.compute_dtype)[..., tf.newaxis]
+              for key in ("depth_i", "depth_j")] if self.use_depth else []
+    return images, depths
 
   def call(self, inputs, training=None):
     if not isinstance(inputs, dict):
       raise ValueError(f"MotionNet takes a dict with 'image_i' and 'image_j'. Received: {type(inputs).__name__}")
-    x = self._network_input(inputs)
-    height, width = tf.shape(x)[1], tf.shape(x)[2]
-    levels = [x]
-    for conv in self.trunk:
-      levels.append(conv(levels[-1]))
-    bottleneck = tf.reduce_mean(levels[-1], axis=[1, 2])
+    images, depths = self._frames(inputs)
+    height, width = tf.shape(images[0])[1], tf.shape(images[0])[2]
+    if self.trunk_type == "plain":
+      # The original's channel order: RGB_i, RGB_j [, depth_i, depth_j].
+      levels = [tf.concat(images + depths, axis=-1)]
+      for conv in self.trunk:
+        levels.append(conv(levels[-1]))
+      features = levels[-1]
+    else:
+      frame_i, frame_j = (tf.concat([image] + depths[k:k + 1], axis=-1) for k, image in enumerate(images))
+      features = self.correlation_trunk(frame_i, frame_j)
+    bottleneck = tf.reduce_mean(features, axis=[1, 2])
     motion = tf.cast(self.background_motion(bottleneck), tf.float32)
     rotation_scale, translation_scale = self.rotation_scale, self.translation_scale
     outputs = {"rotation": motion[:, :3] * rotation_scale, "translation": motion[:, 3:] * translation_scale}
@@ -193,8 +307,8 @@ class MotionNet(keras.Model):
     if self.residual_translation:
       background = motion[:, tf.newaxis, tf.newaxis, 3:]
       field = tf.cast(background, self.compute_dtype)
-      for refinement, features in zip(self.refinements, reversed(levels)):
-        field = refinement(field, features)
+      for refinement, level in zip(self.refinements, reversed(levels)):
+        field = refinement(field, level)
       # The refinement starts from the background translation; what it adds on top is the residual field.
       residual = (tf.cast(field, tf.float32) - background) * translation_scale
       if self.auto_mask:
@@ -222,6 +336,7 @@ class MotionNet(keras.Model):
     config.update({"residual_translation": self.residual_translation, "auto_mask": self.auto_mask,
                    "learn_intrinsics": self.learn_intrinsics, "use_depth": self.use_depth,
                    "center_images": self.center_images,
-                   "kernel_initializer": self.kernel_initializer, "scale_init": self.scale_init,
+                   "kernel_initializer": self.kernel_initializer, "trunk_type": self.trunk_type,
+                   "correlation_radius": self.correlation_radius, "scale_init": self.scale_init,
                    "min_scale": self.min_scale})
     return config

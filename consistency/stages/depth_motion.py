@@ -57,7 +57,9 @@ def network_settings(config):
           "motion": {"residual_translation": config.dm_residual_translation,
                      "learn_intrinsics": config.dm_intrinsics == "learned",
                      "use_depth": config.dm_motion_uses_depth,
-                     "center_images": config.dm_motion_centers_images},
+                     "center_images": config.dm_motion_centers_images,
+                     "trunk_type": config.dm_motion_trunk,
+                     "correlation_radius": config.dm_motion_correlation_radius},
           "input_size": [config.height, config.width]}
 
 

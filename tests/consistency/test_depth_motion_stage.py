@@ -81,13 +81,16 @@ def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
 
 def test_loss_weight_and_ramp_flags_parse():
   argv = ["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb=1.5,depth_consistency=0",
-          "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5"]
+          "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5", "--dm_motion_trunk=correlation",
+          "--dm_motion_correlation_radius=2"]
   flags.FLAGS(argv)
   try:
     config = flags_lib.config_from_flags()
     assert config.dm_loss_weights == (("rgb", 1.5), ("depth_consistency", 0.0))
     assert config.dm_residual_ramp_steps == (5, 9)
     assert config.dm_photometric_blurs == (1, 5)
+    motion = depth_motion_stage.network_settings(config)["motion"]
+    assert motion["trunk_type"] == "correlation" and motion["correlation_radius"] == 2
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])
     with pytest.raises(ValueError, match="term=number"):
       flags_lib.config_from_flags()
@@ -98,6 +101,12 @@ def test_loss_weight_and_ramp_flags_parse():
   for blurs in ((), (1, 0)):
     with pytest.raises(ValueError, match="dm_photometric_blurs"):
       config_lib.TrainConfig(model_dir="/tmp/x", dm_photometric_blurs=blurs)
+  with pytest.raises(ValueError, match="dm_motion_trunk"):
+    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_trunk="resnet")
+  with pytest.raises(ValueError, match="residual"):
+    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_trunk="correlation", dm_residual_translation=True)
+  with pytest.raises(ValueError, match="dm_motion_correlation_radius"):
+    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_correlation_radius=0)
   with pytest.raises(ValueError, match="Unknown loss weight"):
     depth_motion_stage.DepthMotionStage(config_lib.TrainConfig(model_dir="/tmp/x", dm_loss_weights=(("rbg", 1.0),)))
 

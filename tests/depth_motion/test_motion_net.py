@@ -168,13 +168,72 @@ def test_he_initialization_keeps_the_bottleneck_activations_alive():
     keras.utils.set_random_seed(0)
     model = motion_net.MotionNet(kernel_initializer=initializer, center_images=True)
     model(inputs)
-    x = model._network_input(inputs)
+    images, depths = model._frames(inputs)
+    x = tf.concat(images + depths, axis=-1)
     for conv in model.trunk:
       x = conv(x)
     return float(tf.reduce_mean(tf.abs(x)))
 
   assert bottleneck_scale("glorot_uniform") < 0.01
   assert bottleneck_scale("he_normal") > 0.03
+
+
+@pytest.fixture(scope="module")
+def correlation_net():
+  model = motion_net.MotionNet(trunk_type="correlation", use_depth=True, center_images=True)
+  model(_inputs())
+  return model
+
+
+def test_correlation_trunk_outputs_and_errors(correlation_net):
+  inputs = _inputs()
+  outputs = correlation_net(inputs)
+  assert sorted(outputs) == ["intrinsics", "rotation", "translation"]
+  assert outputs["rotation"].shape == (BATCH, 3) and outputs["intrinsics"].shape == (BATCH, 3, 3)
+  assert all(np.all(np.isfinite(value)) for value in outputs.values())
+  trunk = correlation_net.correlation_trunk
+  assert trunk.encoder[0].kernel.shape[2] == 4  # RGB + depth of one frame: the encoder is shared by the two
+  assert not hasattr(correlation_net, "trunk")
+  features = trunk(*(tf.concat([inputs[f"image_{k}"], inputs[f"depth_{k}"][..., None]], -1) for k in "ij"))
+  assert features.shape == (BATCH, HEIGHT // 32, WIDTH // 32, motion_net.CORRELATION_TRUNK_FILTERS[-1])
+  with pytest.raises(ValueError, match="residual"):
+    motion_net.MotionNet(trunk_type="correlation", residual_translation=True)
+  with pytest.raises(ValueError, match="trunk_type"):
+    motion_net.MotionNet(trunk_type="resnet")
+  with pytest.raises(ValueError, match="radius"):
+    motion_net.CorrelationTrunk(radius=0)
+
+
+def test_correlation_trunk_matches_a_known_shift():
+  """Frame j is frame i moved 4 px right and 8 px down (1 and 2 pixels at 1/4 resolution): away from the borders,
+  the expected displacement is (1, 2) once the temperature makes the softmax pick the best match."""
+  keras.utils.set_random_seed(0)
+  trunk = motion_net.CorrelationTrunk(radius=3, temperature_init=1000.0)
+  image = tf.random.stateless_uniform([1, 64, 96, 3], seed=[4, 5])
+  shifted = tf.roll(image, shift=[8, 4], axis=[1, 2])
+  trunk(image, shifted)
+  flow, probabilities = trunk.match(image, shifted)
+  assert flow.shape == (1, 16, 24, 2) and probabilities.shape == (1, 16, 24, 49)
+  np.testing.assert_allclose(tf.reduce_sum(probabilities, -1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(flow[0, 2:-4, 2:-4], np.broadcast_to([1.0, 2.0], (10, 18, 2)), atol=1e-3)
+  # Identical frames: no displacement.
+  still, _ = trunk.match(image, image)
+  np.testing.assert_allclose(still[0, 2:-2, 2:-2], 0.0, atol=1e-3)
+
+
+def test_correlation_trunk_config_round_trip(tmp_path):
+  model = motion_net.MotionNet(trunk_type="correlation", correlation_radius=2, learn_intrinsics=False)
+  inputs = _inputs()
+  expected = model(inputs)
+  clone = motion_net.MotionNet.from_config(model.get_config())
+  assert clone.trunk_type == "correlation" and clone.correlation_radius == 2
+  path = tmp_path / "motion.keras"
+  model.save(path)
+  restored = keras.models.load_model(path)
+  assert restored.get_config() == model.get_config()
+  assert restored.correlation_trunk.correlation.radius == 2
+  for key in expected:
+    np.testing.assert_array_equal(restored(inputs)[key], expected[key])
 
 
 def test_keras_save_and_load_round_trip(tmp_path):
