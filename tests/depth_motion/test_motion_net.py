@@ -236,6 +236,18 @@ def test_correlation_trunk_config_round_trip(tmp_path):
     np.testing.assert_array_equal(restored(inputs)[key], expected[key])
 
 
+def test_correlation_trunk_restores_from_a_tf_train_checkpoint(correlation_net, tmp_path):
+  """The teachers are restored with tf.train.Checkpoint: every weight of the trunk (encoder list included) is in it."""
+  path = tf.train.Checkpoint(motion=correlation_net).write(str(tmp_path / "ckpt"))
+  fresh = motion_net.MotionNet(trunk_type="correlation", use_depth=True, center_images=True)
+  inputs = _inputs()
+  fresh(inputs)
+  assert not np.allclose(fresh(inputs)["rotation"], correlation_net(inputs)["rotation"])
+  tf.train.Checkpoint(motion=fresh).read(path).assert_consumed()
+  for key in ("rotation", "translation", "intrinsics"):
+    np.testing.assert_array_equal(fresh(inputs)[key], correlation_net(inputs)[key])
+
+
 def test_keras_save_and_load_round_trip(tmp_path):
   model = motion_net.MotionNet(use_depth=True, scale_init=0.02, min_scale=0.002)
   inputs = _inputs()
