@@ -1,12 +1,14 @@
 """Training-step speed of the depth_motion stage: examples/s at several sizes, eager vs tf.function vs XLA.
 
     python -m benchmarks.depth_motion_step [--repeats=3] [--sizes=128x416x4x3,128x160x4x3,64x96x4x2]
-                                           [--modes=eager,function,xla] [--report=PATH]
+                                           [--modes=eager,function,xla] [--motion_trunks=plain]
+                                           [--report=PATH]
 
 A size is HEIGHTxWIDTHxBATCHxFRAMES (FRAMES 3: triplets, 4 directed pairs; 2: pairs). One step = depth of every
 frame, motion of every directed pair, every loss term with a non-zero weight (original preset, learned intrinsics),
 gradients and an Adam update: exactly what the stage runs per replica, on random images (speed does not depend on
-pixel values).
+pixel values). --motion_trunks=plain,correlation measures the motion network's trunks side by side
+(`--dm_motion_trunk`).
 """
 
 import os
@@ -25,11 +27,13 @@ from consistency.stages import depth_motion as depth_motion_stage  # noqa: E402
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed steps per measurement (the median is reported).")
 _SIZES = flags.DEFINE_list("sizes", ["128x416x4x3", "128x160x4x3", "64x96x4x2"], "HEIGHTxWIDTHxBATCHxFRAMES.")
 _MODES = flags.DEFINE_list("modes", ["eager", "function", "xla"], "Execution modes: eager, function, xla.")
+_TRUNKS = flags.DEFINE_list("motion_trunks", ["plain"], "Motion network trunks: plain, correlation.")
 _REPORT = flags.DEFINE_string("report", "", "Markdown report path ('' to only print).")
 
 
-def _step_fn(height, width, batch, frames, mode):
-  config = config_lib.TrainConfig(model_dir="/tmp/unused", height=height, width=width, dm_clip_length=frames)
+def _step_fn(height, width, batch, frames, mode, trunk):
+  config = config_lib.TrainConfig(model_dir="/tmp/unused", height=height, width=width, dm_clip_length=frames,
+                                  dm_motion_trunk=trunk)
   stage = depth_motion_stage.DepthMotionStage(config)
   models = depth_motion_stage.build_networks(depth_motion_stage.network_settings(config))
   variables = [v for m in models.values() for v in m.trainable_variables]
@@ -52,17 +56,18 @@ def _step_fn(height, width, batch, frames, mode):
 
 def main(argv):
   del argv
-  header = ["size (HxW, batch, frames)"] + [f"{mode} s/step" for mode in _MODES.value] + [
+  header = ["size (HxW, batch, frames)", "motion trunk"] + [f"{mode} s/step" for mode in _MODES.value] + [
       f"{mode} examples/s" for mode in _MODES.value]
   rows = []
   for size in _SIZES.value:
     height, width, batch, frames = (int(v) for v in size.split("x"))
-    seconds = []
-    for mode in _MODES.value:
-      seconds.append(timing.median_seconds(_step_fn(height, width, batch, frames, mode), _REPEATS.value))
-      print(size, mode, f"{seconds[-1]:.2f} s/step", flush=True)
-    rows.append([f"{height}x{width}, {batch}, {frames}"] + [f"{s:.2f}" for s in seconds] +
-                [f"{batch / s:.2f}" for s in seconds])
+    for trunk in _TRUNKS.value:
+      seconds = []
+      for mode in _MODES.value:
+        seconds.append(timing.median_seconds(_step_fn(height, width, batch, frames, mode, trunk), _REPEATS.value))
+        print(size, trunk, mode, f"{seconds[-1]:.2f} s/step", flush=True)
+      rows.append([f"{height}x{width}, {batch}, {frames}", trunk] + [f"{s:.2f}" for s in seconds] +
+                  [f"{batch / s:.2f}" for s in seconds])
   timing.write_report(_REPORT.value, "depth_motion training step", [
       f"Median of {_REPEATS.value} steps after one warm-up step (tracing / compilation excluded), Adam update "
       "included (`python -m benchmarks.depth_motion_step`).",
