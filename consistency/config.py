@@ -100,6 +100,7 @@ class TrainConfig:
   dm_motion_centers_images: bool = False
   dm_motion_trunk: str = "plain"
   dm_motion_correlation_radius: int = 3
+  dm_depth_mean_normalized: bool = False
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
   dm_augment: bool = True

@@ -149,6 +149,9 @@ flags.DEFINE_enum("dm_motion_trunk", "plain", ["plain", "correlation"], "depth_m
                   "plain (the original: convs on the concatenated frames) or correlation (a shared encoder, a "
                   "correlation of the two frames' features and the expected displacement first; "
                   "depth_motion/motion_net.py CorrelationTrunk). No residual translation field with correlation.")
+flags.DEFINE_bool("dm_depth_mean_normalized", False, "depth_motion: divide each predicted depth map by its mean "
+                  "(Wang et al. 2018), so the depth cannot escape to large values where the translation moves no "
+                  "pixel; the translation then carries the scale. Off: the original.")
 flags.DEFINE_integer("dm_motion_correlation_radius", 3, "depth_motion: displacements per side of the correlation "
                      "trunk, in pixels at 1/4 resolution (3: up to 12 input pixels).")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "

@@ -82,7 +82,7 @@ def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
 def test_loss_weight_and_ramp_flags_parse():
   argv = ["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb=1.5,depth_consistency=0",
           "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5", "--dm_motion_trunk=correlation",
-          "--dm_motion_correlation_radius=2"]
+          "--dm_motion_correlation_radius=2", "--dm_depth_mean_normalized"]
   flags.FLAGS(argv)
   try:
     config = flags_lib.config_from_flags()
@@ -91,6 +91,7 @@ def test_loss_weight_and_ramp_flags_parse():
     assert config.dm_photometric_blurs == (1, 5)
     motion = depth_motion_stage.network_settings(config)["motion"]
     assert motion["trunk_type"] == "correlation" and motion["correlation_radius"] == 2
+    assert depth_motion_stage.network_settings(config)["depth"]["mean_normalized"]
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])
     with pytest.raises(ValueError, match="term=number"):
       flags_lib.config_from_flags()
