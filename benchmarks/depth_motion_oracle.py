@@ -102,15 +102,16 @@ def main(argv):
       losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
                                              occlusion_tolerance=flag_values.occlusion_tolerance,
                                              photometric_blurs=flag_values.photometric_blurs)
-      used = {name: value for name, value in losses.items() if weights[name] != 0}
-      total, _ = losses_lib.weighted_total(used, weights, step)
-      if oracle == "pose":
+      if oracle == "pose":  # the photometric losses above only give the visible fraction printed below
         used = {}
         for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
           predicted = geometry.matrix_from_angles(motions[pair]["rotation"])
           used[f"rotation_l1{pair}"] = tf.reduce_mean(tf.abs(predicted - rotation)) * 180 / np.pi
           used[f"translation_cm_l1{pair}"] = tf.reduce_mean(tf.abs(motions[pair]["translation"] - translation)) * 100
         total = tf.add_n(list(used.values()))
+      else:
+        used = {name: value for name, value in losses.items() if weights[name] != 0}
+        total, _ = losses_lib.weighted_total(used, weights, step)
     optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
     depth = depths[:, 0]
     spread = tf.math.reduce_std(depth / tf.reduce_mean(depth, axis=[1, 2], keepdims=True))

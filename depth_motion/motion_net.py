@@ -25,6 +25,12 @@ CORRELATION_ENCODER = ((16, 2), (32, 1), (32, 2), (32, 1))
 CORRELATION_TRUNK_FILTERS = (64, 128, 256)
 
 
+def _conv3x3(filters, kernel_initializer, name, strides=1):
+  """The network's one convolution kind: 3x3, same padding, ReLU."""
+  return keras.layers.Conv2D(filters, 3, strides=strides, padding="same", activation="relu",
+                             kernel_initializer=kernel_initializer, name=name)
+
+
 def at_least(value, minimum):
   """relu(value - minimum) + minimum: the original's floor on the learned output scales."""
   return tf.nn.relu(value - minimum) + minimum
@@ -72,11 +78,8 @@ class MotionRefinement(keras.layers.Layer):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_initializer = kernel_initializer
-
-    def conv3x3(name):
-      return keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=kernel_initializer,
-                                 name=name)
-    self.conv_a, self.conv_b1, self.conv_b2 = conv3x3("conv_a"), conv3x3("conv_b1"), conv3x3("conv_b2")
+    self.conv_a, self.conv_b1, self.conv_b2 = (_conv3x3(filters, kernel_initializer, name)
+                                               for name in ("conv_a", "conv_b1", "conv_b2"))
     self.project = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=kernel_initializer, name="project")
 
   def call(self, field, features):
@@ -128,13 +131,11 @@ class CorrelationTrunk(keras.layers.Layer):
     self.radius = int(radius)
     self.kernel_initializer = kernel_initializer
     self.temperature_init = float(temperature_init)
-
-    def conv3x3(filters, stride, name):
-      return keras.layers.Conv2D(filters, 3, strides=stride, padding="same", activation="relu",
-                                 kernel_initializer=kernel_initializer, name=name)
-    self.encoder = [conv3x3(f, stride, f"encoder{i + 1}") for i, (f, stride) in enumerate(CORRELATION_ENCODER)]
+    self.encoder = [_conv3x3(f, kernel_initializer, f"encoder{i + 1}", strides=stride)
+                    for i, (f, stride) in enumerate(CORRELATION_ENCODER)]
     self.correlation = correlation_lib.Correlation(self.radius, name="correlation")
-    self.convs = [conv3x3(f, 2, f"conv{i + 1}") for i, f in enumerate(CORRELATION_TRUNK_FILTERS)]
+    self.convs = [_conv3x3(f, kernel_initializer, f"conv{i + 1}", strides=2)
+                  for i, f in enumerate(CORRELATION_TRUNK_FILTERS)]
     for layer in self.encoder + self.convs:  # Keras 3 lists are invisible to tf.train.Checkpoint.
       setattr(self, layer.name, layer)
     displacements = range(-self.radius, self.radius + 1)
@@ -239,9 +240,7 @@ class MotionNet(keras.Model):
     self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
                                                  constraint=constraint, name="translation_scale")
     if trunk_type == "plain":
-      self.trunk = [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
-                                        kernel_initializer=kernel_initializer, name=f"conv{i + 1}")
-                    for i, f in enumerate(TRUNK_FILTERS)]
+      self.trunk = [_conv3x3(f, kernel_initializer, f"conv{i + 1}", strides=2) for i, f in enumerate(TRUNK_FILTERS)]
       # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
       for layer in self.trunk:
         setattr(self, layer.name, layer)
