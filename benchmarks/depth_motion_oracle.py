@@ -1,10 +1,11 @@
 """Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
-        [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--max_gap=3] [--photometric_blurs=1 ...]
-        [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--batch_size=4] [--fixed_batches=0]
+        [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
+        [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
+        [--batch_size=4] [--fixed_batches=0]
 
-On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap 1..--max_gap, --batch_size pairs, no
+On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap --min_gap..--max_gap, --batch_size pairs, no
 augmentation), a custom loop around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and
 losses (`depth_motion.losses`):
   --oracle=motion  the true motion (from the poses) and K replace the motion network's: only depth trains;
@@ -14,8 +15,8 @@ losses (`depth_motion.losses`):
                    and of the translation in cm), K given. The supervised reference: how fast the architecture can
                    learn an estimator from these pairs at all.
 Every --every steps it prints the loss terms, the visible fraction of directed pair (0, 1) (the occlusion-aware mask
-of the photometric loss), the depth map's relative spread, and errors on 10 batches of gap-1 pairs of the validation
-scenes ("val") and of the training scenes ("train"): median-scaled depth AbsRel, that of a constant map (the
+of the photometric loss), the depth map's relative spread, and errors on 10 batches of pairs at gap --min_gap of the
+validation scenes ("val") and of the training scenes ("train"): median-scaled depth AbsRel, that of a constant map (the
 reference a depth network must beat), the rotation error against the true rotation, and the translation direction
 error. With --fixed_batches=N it trains on N fixed batches only, and reports the same errors on them ("fixed"):
 whether the network can fit what it sees, apart from whether it generalises.
@@ -47,19 +48,20 @@ from depth_motion import metrics  # noqa: E402
 HEIGHT, WIDTH = 64, 96
 
 
-def _data(num_scenes, num_frames, max_gap, batch_size):
+def _data(num_scenes, num_frames, min_gap, max_gap, batch_size):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
                                   synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=HEIGHT,
                                   width=WIDTH)
   spec = video.source_spec(config)
 
   def clip_config(max_gap):
-    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=1, max_gap=max_gap,
+    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=min_gap, max_gap=max_gap,
                             batch_size=batch_size,
                             augment=None, include_ground_truth=True, seed=0)
   train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(max_gap), training=True))
-  val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(1)).dataset(training=False).take(10))
-  seen = list(clips.ClipSource(sources.load_scenes(spec, "train"), clip_config(1)).dataset(training=False).take(10))
+  val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(min_gap)).dataset(training=False).take(10))
+  seen = list(clips.ClipSource(sources.load_scenes(spec, "train"),
+                               clip_config(min_gap)).dataset(training=False).take(10))
   return train, val, seen
 
 
@@ -68,7 +70,8 @@ def main(argv):
   flag_values = flags.FLAGS
   oracle = flag_values.oracle
   keras.utils.set_random_seed(0)
-  train, val, seen = _data(flag_values.scenes, flag_values.frames, flag_values.max_gap, flag_values.batch_size)
+  train, val, seen = _data(flag_values.scenes, flag_values.frames, flag_values.min_gap, flag_values.max_gap,
+                           flag_values.batch_size)
   splits = [("val", val), ("train", seen)]
   if flag_values.fixed_batches:
     fixed = [next(train) for _ in range(flag_values.fixed_batches)]
@@ -78,7 +81,7 @@ def main(argv):
               "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False,
                          "center_images": flag_values.center_images,
                          "kernel_initializer": flag_values.motion_initializer,
-                         "trunk_type": flag_values.motion_trunk},
+                         "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
               "input_size": [HEIGHT, WIDTH]}
   models = depth_motion_stage.build_networks(settings)
   weights = losses_lib.loss_weights(preset=flag_values.preset)
@@ -93,12 +96,12 @@ def main(argv):
     images = batch["image"]
     intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
     with tf.GradientTape() as tape:
-      depths, motions = depth_motion_stage.predict(models, images, step=step, training=True, intrinsics=intrinsics)
+      true_depths = tf.cast(batch["depth"], tf.float32) if oracle in ("depth", "pose") else None
+      depths, motions = depth_motion_stage.predict(models, images, step=step, training=True, intrinsics=intrinsics,
+                                                   depths=true_depths)
       if oracle == "motion":
         for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
           motions[pair] = {"rotation": rotation, "translation": translation}
-      if oracle in ("depth", "pose"):
-        depths = tf.cast(batch["depth"], tf.float32)
       losses, masks = losses_lib.clip_losses(images, depths, motions, intrinsics=intrinsics,
                                              occlusion_tolerance=flag_values.occlusion_tolerance,
                                              photometric_blurs=flag_values.photometric_blurs)
@@ -126,7 +129,8 @@ def main(argv):
     errors = metrics.depth_errors(depth, truth, median_scaling=True)
     constant = metrics.depth_errors(tf.ones_like(depth), truth, median_scaling=True)
     intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
-    _, motions = depth_motion_stage.predict(models, image, intrinsics=intrinsics)
+    true_depths = tf.cast(batch["depth"], tf.float32) if oracle in ("depth", "pose") else None
+    _, motions = depth_motion_stage.predict(models, image, intrinsics=intrinsics, depths=true_depths)
     rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
     motion = metrics.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], rotation, translation)
     return tf.stack([tf.reduce_mean(errors["abs_rel"]), tf.reduce_mean(constant["abs_rel"]),
@@ -160,13 +164,17 @@ if __name__ == "__main__":
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
   flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
   flags.DEFINE_float("occlusion_tolerance", 0.0, "Relative depth tolerance of the visibility test (0: strict).")
-  flags.DEFINE_integer("max_gap", 3, "Largest frame gap of the training pairs (drawn uniformly from 1..max_gap).")
+  flags.DEFINE_integer("min_gap", 1, "Smallest frame gap of the training pairs, and the gap of the evaluation pairs.")
+  flags.DEFINE_integer("max_gap", 3, "Largest frame gap of the training pairs (drawn uniformly from min_gap..max_gap).")
   flags.DEFINE_multi_integer("photometric_blurs", [1], "Box filter sizes of the photometric comparison "
                              "(repeat the flag for several, e.g. --photometric_blurs=1 --photometric_blurs=5).")
   flags.DEFINE_bool("center_images", False, "The motion network sees images in [-1, 1].")
   flags.DEFINE_string("motion_initializer", "he_normal", "The motion network's convolution kernel initializer "
                       "(glorot_uniform: the original).")
   flags.DEFINE_enum("motion_trunk", "plain", ["plain", "correlation"], "The motion network's trunk.")
+  flags.DEFINE_enum("pose_solver", "regression", ["regression", "least_squares"], "The motion network's pose "
+                    "(least_squares needs --motion_trunk=correlation; with --oracle=depth or pose it uses the true "
+                    "depth).")
   flags.DEFINE_integer("batch_size", 4, "Pairs per training and evaluation batch.")
   flags.DEFINE_integer("fixed_batches", 0, "Train on this many fixed batches of the stream, over and over, and "
                        "evaluate on them too ('fixed'): can the network fit what it sees? (0: the stream).")

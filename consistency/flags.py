@@ -154,6 +154,10 @@ flags.DEFINE_bool("dm_depth_mean_normalized", False, "depth_motion: divide each 
                   "pixel; the translation then carries the scale. Off: the original.")
 flags.DEFINE_integer("dm_motion_correlation_radius", 3, "depth_motion: displacements per side of the correlation "
                      "trunk, in pixels at 1/4 resolution (3: up to 12 input pixels).")
+flags.DEFINE_enum("dm_motion_pose_solver", "regression", ["regression", "least_squares"], "depth_motion: how "
+                  "the motion network gets the pose: regression (the original: a dense layer on the trunk's spatial "
+                  "mean) or least_squares (needs --dm_motion_trunk=correlation: the rigid motion that best explains "
+                  "the trunk's flow given the predicted depth, geometry.motion_from_flow).")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "
                    "normalization (0 disables the noise).")
 flags.DEFINE_integer("dm_noise_ramp_steps", 10000, "depth_motion: steps over which that noise ramps up "

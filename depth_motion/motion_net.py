@@ -20,6 +20,13 @@ from depth_motion import geometry
 
 TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
 TRUNK_TYPES = ("plain", "correlation")
+POSE_SOLVERS = ("regression", "least_squares")
+# Least-squares pose: depths are floored here before their inverse is taken.
+MIN_DEPTH = 1e-6
+# Least-squares pose: Gauss-Newton iterations, and the Cauchy scale (1/4-resolution pixels) with which every iteration
+# after the first down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view).
+POSE_ITERATIONS = 4
+POSE_ROBUST_SCALE = 1.0
 # CorrelationTrunk: the shared encoder's (filters, stride) and the filters of the stride-2 convs after the match.
 CORRELATION_ENCODER = ((16, 2), (32, 1), (32, 2), (32, 1))
 CORRELATION_TRUNK_FILTERS = (64, 128, 256)
@@ -141,11 +148,10 @@ class CorrelationTrunk(keras.layers.Layer):
     displacements = range(-self.radius, self.radius + 1)
     # The correlation layer's channel order: dy outer, dx inner.
     self.displacements = tf.constant([[dx, dy] for dy in displacements for dx in displacements], tf.float32)
-
-  def build(self, input_shape):
+    # Made here, not in build(): MotionNet calls `match` and `features` directly, not only through __call__.
     self.temperature = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.temperature_init),
                                        name="temperature")
-    super().build(input_shape)
+    self.built = True  # no input-shape-dependent state of its own; the convolutions build on first use
 
   def match(self, frame_i, frame_j):
     """(flow [B, h, w, 2] (dx, dy) in 1/4-resolution pixels from frame i to frame j, probabilities [B, h, w, n^2])."""
@@ -162,7 +168,32 @@ class CorrelationTrunk(keras.layers.Layer):
     return flow, probabilities
 
   def call(self, frame_i, frame_j):
-    flow, probabilities = self.match(frame_i, frame_j)
+    return self.features(*self.match(frame_i, frame_j))
+
+  def peak_match(self, probabilities):
+    """The match at the most likely displacement, refined within its 3 x 3 neighbourhood (a local soft-argmax).
+
+    The expectation over all displacements (`match`) is pulled towards the centre of the search window whenever the
+    distribution is broad; the expectation over the peak's neighbourhood only is not, so it gives sub-pixel flow
+    that a geometric solver can use as a measurement.
+
+    Args:
+      probabilities: [B, h, w, n^2] from `match`.
+
+    Returns:
+      (flow [B, h, w, 2] in 1/4-resolution pixels, mass [B, h, w]: the probability in that neighbourhood, a
+      confidence in (0, 1]).
+    """
+    probabilities = tf.cast(probabilities, tf.float32)
+    best = tf.gather(self.displacements, tf.argmax(probabilities, axis=-1))  # [B, h, w, 2]
+    distance = tf.reduce_max(tf.abs(self.displacements - best[..., tf.newaxis, :]), axis=-1)  # [B, h, w, n^2]
+    local = probabilities * tf.cast(distance <= 1.0, tf.float32)
+    mass = tf.reduce_sum(local, axis=-1)
+    flow = tf.einsum("bhwk,kc->bhwc", local, self.displacements) / mass[..., tf.newaxis]
+    return flow, mass
+
+  def features(self, flow, probabilities):
+    """The trunk's output from a `match` result: [B, H / 32, W / 32, 256]."""
     coordinates = _coordinates(flow)
     x = tf.concat([flow, probabilities, coordinates, flow[..., :1] * coordinates, flow[..., 1:] * coordinates],
                   axis=-1)
@@ -198,12 +229,18 @@ class MotionNet(keras.Model):
     trunk_type: "plain" (the original's seven stride-2 convs on the channel-concatenated frames) or "correlation"
       (`CorrelationTrunk`: an explicit match of the two frames first; needs `residual_translation=False`).
     correlation_radius: the correlation trunk's displacements per side, in 1/4-resolution pixels.
+    pose_solver: "regression" (the original: the rotation and translation are a dense layer on the bottleneck,
+      times learned scales) or "least_squares" (needs `trunk_type="correlation"`; not in the original): the
+      correlation trunk's flow from frame j to frame i (1/4 resolution) and frame j's depth give the rigid motion
+      that explains the flow best (`geometry.motion_from_flow`, each flow vector weighted by the certainty of its
+      match). The network then only has to match; the pose follows from the geometry, the translation included
+      (which a regression from a spatial mean barely learns from small indoor baselines). Needs "depth_j".
     scale_init: initial value of the learned rotation and translation output scales.
     min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
 
   Call arguments:
     inputs: dict with "image_i", "image_j" [B, H, W, 3] RGB in [0, 1]; "depth_i", "depth_j" [B, H, W] when
-      `use_depth`; "intrinsics" [B, 3, 3] when not `learn_intrinsics` (ignored otherwise).
+      `takes_depth`; "intrinsics" [B, 3, 3] when not `learn_intrinsics` (ignored otherwise).
     training: unused (no dropout or normalization), accepted for a uniform interface.
 
   Returns:
@@ -217,15 +254,21 @@ class MotionNet(keras.Model):
 
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
                center_images=False, kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
-               scale_init=0.01, min_scale=0.001, **kwargs):
+               pose_solver="regression", scale_init=0.01, min_scale=0.001, **kwargs):
     super().__init__(**kwargs)
     if trunk_type not in TRUNK_TYPES:
       raise ValueError(f"MotionNet trunk_type must be one of {TRUNK_TYPES}. Received: trunk_type={trunk_type!r}")
+    if pose_solver not in POSE_SOLVERS:
+      raise ValueError(f"MotionNet pose_solver must be one of {POSE_SOLVERS}. Received: pose_solver={pose_solver!r}")
+    if pose_solver == "least_squares" and trunk_type != "correlation":
+      raise ValueError("MotionNet(pose_solver='least_squares') solves for the pose from the correlation trunk's "
+                       f"flow: it needs trunk_type='correlation'. Received: trunk_type={trunk_type!r}")
     if trunk_type == "correlation" and residual_translation:
       raise ValueError("MotionNet(trunk_type='correlation') has no residual translation field (it refines through "
                        "the plain trunk's levels): use trunk_type='plain' with residual_translation=True.")
     self.trunk_type = trunk_type
     self.correlation_radius = correlation_radius
+    self.pose_solver = pose_solver
     self.residual_translation = residual_translation
     self.auto_mask = auto_mask
     self.learn_intrinsics = learn_intrinsics
@@ -234,11 +277,12 @@ class MotionNet(keras.Model):
     self.kernel_initializer = kernel_initializer
     self.scale_init = scale_init
     self.min_scale = min_scale
-    constraint = AtLeast(min_scale)
-    self.rotation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
-                                              constraint=constraint, name="rotation_scale")
-    self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
-                                                 constraint=constraint, name="translation_scale")
+    if pose_solver == "regression":
+      constraint = AtLeast(min_scale)
+      self.rotation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
+                                                constraint=constraint, name="rotation_scale")
+      self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
+                                                   constraint=constraint, name="translation_scale")
     if trunk_type == "plain":
       self.trunk = [_conv3x3(f, kernel_initializer, f"conv{i + 1}", strides=2) for i, f in enumerate(TRUNK_FILTERS)]
       # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
@@ -248,7 +292,8 @@ class MotionNet(keras.Model):
       self.correlation_trunk = CorrelationTrunk(correlation_radius, kernel_initializer=kernel_initializer,
                                                 name="correlation_trunk")
     # 1x1 convolutions on the [B, 1, 1, 1024] bottleneck are dense layers on [B, 1024].
-    self.background_motion = keras.layers.Dense(6, use_bias=False, name="background_motion")
+    if pose_solver == "regression":
+      self.background_motion = keras.layers.Dense(6, use_bias=False, name="background_motion")
     if learn_intrinsics:
       self.focal_head = keras.layers.Dense(2, activation="softplus", name="focal_lengths")
       self.offset_head = keras.layers.Dense(2, use_bias=False, name="principal_point")
@@ -271,17 +316,22 @@ class MotionNet(keras.Model):
     """The effective translation output scale (>= min_scale)."""
     return at_least(self.translation_scale_var, self.min_scale)
 
+  @property
+  def takes_depth(self):
+    """Whether `call` needs inputs "depth_i" and "depth_j" (`use_depth` or the least-squares pose)."""
+    return self.use_depth or self.pose_solver == "least_squares"
+
   def _frames(self, inputs):
     """(images [image_i, image_j], depths [depth_i, depth_j] or []) as the trunk sees them: [B, H, W, 3 / 1]."""
-    for key in ("image_i", "image_j") + (("depth_i", "depth_j") if self.use_depth else ()):
+    for key in ("image_i", "image_j") + (("depth_i", "depth_j") if self.takes_depth else ()):
       if key not in inputs:
-        raise ValueError(f"MotionNet(use_depth={self.use_depth}) needs inputs[{key!r}]. Received keys: "
-                         f"{sorted(inputs)}")
+        raise ValueError(f"MotionNet(use_depth={self.use_depth}, pose_solver={self.pose_solver!r}) needs "
+                         f"inputs[{key!r}]. Received keys: {sorted(inputs)}")
     images = [tf.cast(inputs["image_i"], self.compute_dtype), tf.cast(inputs["image_j"], self.compute_dtype)]
     if self.center_images:
       images = [2.0 * image - 1.0 for image in images]
     depths = [tf.cast(inputs[key], self.compute_dtype)[..., tf.newaxis]
-              for key in ("depth_i", "depth_j")] if self.use_depth else []
+              for key in ("depth_i", "depth_j")] if self.takes_depth else []
     return images, depths
 
   def call(self, inputs, training=None):
@@ -289,6 +339,8 @@ class MotionNet(keras.Model):
       raise ValueError(f"MotionNet takes a dict with 'image_i' and 'image_j'. Received: {type(inputs).__name__}")
     images, depths = self._frames(inputs)
     height, width = tf.shape(images[0])[1], tf.shape(images[0])[2]
+    if self.pose_solver == "least_squares":
+      return self._least_squares_motion(inputs, images, depths, height, width)
     if self.trunk_type == "plain":
       # The original's channel order: RGB_i, RGB_j [, depth_i, depth_j].
       levels = [tf.concat(images + depths, axis=-1)]
@@ -316,19 +368,43 @@ class MotionNet(keras.Model):
         residual *= tf.cast(norm > tf.reduce_mean(norm, axis=[1, 2], keepdims=True), residual.dtype)
       outputs["residual_translation"] = residual
 
+    outputs["intrinsics"] = self._intrinsics(inputs, bottleneck, height, width)
+    return outputs
+
+  def _intrinsics(self, inputs, bottleneck, height, width):
+    """[B, 3, 3] K: from the bottleneck's heads when learned, else inputs["intrinsics"]."""
     if self.learn_intrinsics:
       size = tf.cast(tf.stack([width, height]), tf.float32)
       focal = tf.cast(self.focal_head(bottleneck), tf.float32) * size
       # Pixel centres at integer coordinates (see geometry.intrinsics): the image centre is (size - 1) / 2, so an
       # offset of 0 puts the principal point there (the original, with pixel corners, writes (x + 0.5) * size).
       principal = (tf.cast(self.offset_head(bottleneck), tf.float32) + 0.5) * size - 0.5
-      outputs["intrinsics"] = geometry.make_intrinsics(focal[:, 0], focal[:, 1], principal[:, 0], principal[:, 1])
-    else:
-      if "intrinsics" not in inputs:
-        raise ValueError("MotionNet(learn_intrinsics=False) needs inputs['intrinsics'] [B, 3, 3]. Received keys: "
-                         f"{sorted(inputs)}")
-      outputs["intrinsics"] = tf.convert_to_tensor(inputs["intrinsics"], tf.float32)
-    return outputs
+      return geometry.make_intrinsics(focal[:, 0], focal[:, 1], principal[:, 0], principal[:, 1])
+    if "intrinsics" not in inputs:
+      raise ValueError("MotionNet(learn_intrinsics=False) needs inputs['intrinsics'] [B, 3, 3]. Received keys: "
+                       f"{sorted(inputs)}")
+    return tf.convert_to_tensor(inputs["intrinsics"], tf.float32)
+
+  def _least_squares_motion(self, inputs, images, depths, height, width):
+    """The outputs of `pose_solver="least_squares"`: the rigid motion explaining the flow from frame j to frame i."""
+    trunk = self.correlation_trunk
+    frame_i, frame_j = (tf.concat([image] + depths[k:k + 1], axis=-1) if self.use_depth else image
+                        for k, image in enumerate(images))
+    expected_flow, probabilities = trunk.match(frame_j, frame_i)
+    bottleneck = (tf.reduce_mean(trunk.features(expected_flow, probabilities), axis=[1, 2])
+                  if self.learn_intrinsics else None)
+    intrinsics = self._intrinsics(inputs, bottleneck, height, width)
+    flow, mass = trunk.peak_match(probabilities)
+    size = tf.shape(flow)[1:3]
+    # Frame j's depth on the 1/4-resolution grid: the mean disparity of each 4 x 4 cell (the trunk's grid is
+    # ceil(H / 4) x ceil(W / 4), as is this pooling's with SAME padding).
+    depth_j = tf.cast(inputs["depth_j"], tf.float32)[..., tf.newaxis]
+    disparity = tf.nn.avg_pool2d(1.0 / tf.maximum(depth_j, MIN_DEPTH), 4, 4, "SAME")
+    rotation, translation = geometry.motion_from_flow(
+        flow, 1.0 / disparity[..., 0], geometry.resize_intrinsics(intrinsics, [height, width], size),
+        tf.stop_gradient(mass),
+        iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)
+    return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation, "intrinsics": intrinsics}
 
   def get_config(self):
     config = super().get_config()
@@ -336,6 +412,7 @@ class MotionNet(keras.Model):
                    "learn_intrinsics": self.learn_intrinsics, "use_depth": self.use_depth,
                    "center_images": self.center_images,
                    "kernel_initializer": self.kernel_initializer, "trunk_type": self.trunk_type,
-                   "correlation_radius": self.correlation_radius, "scale_init": self.scale_init,
+                   "correlation_radius": self.correlation_radius, "pose_solver": self.pose_solver,
+                   "scale_init": self.scale_init,
                    "min_scale": self.min_scale})
     return config

@@ -109,8 +109,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
               for (i, j), (rotation, translation) in ground_truth.pair_motions(batch["pose"], _PAIRS).items()}
     settings = self.teacher_settings
     intrinsics = None if settings["motion"]["learn_intrinsics"] else tf.cast(batch["intrinsics"], tf.float32)
-    depths, motions = depth_motion_stage.predict(models, batch["image"], intrinsics=intrinsics,
-                                                 motion_uses_depth=settings["motion"]["use_depth"])
+    depths, motions = depth_motion_stage.predict(models, batch["image"], intrinsics=intrinsics)
     result = {}
     for i, j in _PAIRS:
       motion, inverse = motions[(i, j)], motions[(j, i)]

@@ -60,7 +60,8 @@ def network_settings(config):
                      "use_depth": config.dm_motion_uses_depth,
                      "center_images": config.dm_motion_centers_images,
                      "trunk_type": config.dm_motion_trunk,
-                     "correlation_radius": config.dm_motion_correlation_radius},
+                     "correlation_radius": config.dm_motion_correlation_radius,
+                     "pose_solver": config.dm_motion_pose_solver},
           "input_size": [config.height, config.width]}
 
 
@@ -105,8 +106,7 @@ def load_teachers(stage_dir):
   return networks, settings
 
 
-def predict(models, images, step=None, training=False, intrinsics=None, motion_uses_depth=False,
-            residual_ramp=None):
+def predict(models, images, step=None, training=False, intrinsics=None, residual_ramp=None, depths=None):
   """Depth of every frame and motion of every directed pair of clips: the stage's forward pass (and the teachers').
 
   Args:
@@ -115,8 +115,8 @@ def predict(models, images, step=None, training=False, intrinsics=None, motion_u
     step: training step (randomized layer norm noise ramp and residual field ramp); None = no ramps.
     training: noise in the depth network's normalization.
     intrinsics: [B, 3, 3] K for a motion network that does not learn it; None otherwise.
-    motion_uses_depth: the motion network takes both frames' depth (its `use_depth`).
     residual_ramp: (begin, end) steps of the residual translation ramp, applied when `step` is given.
+    depths: optional [B, T, H, W] depths that replace the depth network's (an oracle: the ground truth).
 
   Returns:
     (depths [B, T, H, W] float32, {(i, j): MotionNet output (float32) for every pair of `losses.directed_pairs(T)`}).
@@ -125,13 +125,15 @@ def predict(models, images, step=None, training=False, intrinsics=None, motion_u
   num_frames = images.shape[1]
   batch = tf.shape(images)[0]
   frames = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], axis=0))
-  depth = models["depth"](frames, training=training, step=step)["depth"]
-  depths = tf.reshape(tf.cast(depth, tf.float32), tf.concat([[batch, num_frames], tf.shape(depth)[1:]], axis=0))
+  if depths is None:
+    depth = models["depth"](frames, training=training, step=step)["depth"]
+    depths = tf.reshape(tf.cast(depth, tf.float32), tf.concat([[batch, num_frames], tf.shape(depth)[1:]], axis=0))
+  depths = tf.convert_to_tensor(depths, tf.float32)
   pairs = losses_lib.directed_pairs(num_frames)
   # Every directed pair stacked along the batch: one network call for all of them.
   inputs = {"image_i": tf.concat([images[:, i] for i, _ in pairs], axis=0),
             "image_j": tf.concat([images[:, j] for _, j in pairs], axis=0)}
-  if motion_uses_depth:
+  if models["motion"].takes_depth:  # use_depth, or the least-squares pose
     inputs["depth_i"] = tf.concat([depths[:, i] for i, _ in pairs], axis=0)
     inputs["depth_j"] = tf.concat([depths[:, j] for _, j in pairs], axis=0)
   if intrinsics is not None:
@@ -214,8 +216,7 @@ class DepthMotionStage(video.VideoStage):
     return None
 
   def predict(self, models, images, step, training, intrinsics=None):
-    return predict(models, images, step=step, training=training, intrinsics=intrinsics,
-                   motion_uses_depth=self.config.dm_motion_uses_depth, residual_ramp=self._ramp)
+    return predict(models, images, step=step, training=training, intrinsics=intrinsics, residual_ramp=self._ramp)
 
   def compute_losses(self, models, batch, step, training=True):
     intrinsics = self._intrinsics(models, batch)

@@ -1,0 +1,107 @@
+"""The rigid motion that best explains an optical flow field, given the depth: weighted Gauss-Newton least squares.
+
+A pixel p of frame i with depth z is the point X = z K^-1 p; the motion (R, t) carries it to X' = R X + t, seen in
+frame j at project(X'). For a small left update X' + w x X' + d (w: rotation vector, d: translation) the image motion
+of X' = (x z', y z', z') changes, in normalized coordinates, by (the instantaneous motion field of Longuet-Higgins
+and Prazdny):
+
+  du = (d_x - x d_z) / z' - x y w_x + (1 + x^2) w_y - y w_z
+  dv = (d_y - y d_z) / z' - (1 + y^2) w_x + x y w_y + x w_z
+
+linear in (w, d). Each iteration builds these 6 columns at the current X', solves the weighted, slightly damped
+normal equations for the update, and applies it exactly (R <- exp(w) R, t <- exp(w) t + d), so the solution is the
+least-squares motion of the full perspective model, not of its linearisation.
+
+The problem is invariant to the depth's scale (doubling the depth doubles t), so the depth is first divided by its
+harmonic mean and t multiplied back at the end: the damping and the conditioning do not depend on the depth units.
+"""
+
+import tensorflow as tf
+from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
+
+from depth_motion.geometry import camera
+from depth_motion.geometry import intrinsics as intrinsics_lib
+
+# Tikhonov damping of the normal equations, relative to the total weight (the columns are O(1) in normalized
+# coordinates): keeps the 6 x 6 solve finite for flat or textureless weights without biasing a well-posed solution.
+DEFAULT_DAMPING = 1e-4
+DEFAULT_ITERATIONS = 3
+
+
+def _jacobian(points):
+  """[B, N, 2, 6] d(normalized image motion) / d(w, d) at camera-frame points [B, N, 3] (z > 0)."""
+  x = points[..., 0] / points[..., 2]
+  y = points[..., 1] / points[..., 2]
+  inverse_z = 1.0 / points[..., 2]
+  zero = tf.zeros_like(x)
+  du = tf.stack([-x * y, 1.0 + x * x, -y, inverse_z, zero, -x * inverse_z], axis=-1)
+  dv = tf.stack([-(1.0 + y * y), x * y, x, zero, inverse_z, -y * inverse_z], axis=-1)
+  return tf.stack([du, dv], axis=-2)
+
+
+def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_ITERATIONS, damping=DEFAULT_DAMPING,
+                     robust_scale=None):
+  """The rigid motion (R, t) carrying frame-i points into frame j that best explains flow i -> j.
+
+  Args:
+    flow: [B, H, W, 2] (dx, dy) pixels from frame i's pixel centres to their match in frame j.
+    depth: [B, H, W] frame i's z-depth (positive), on the same grid.
+    intrinsics: [B, 3, 3] K of that grid.
+    weights: optional [B, H, W] non-negative confidence of each flow vector (1 everywhere if None).
+    iterations: Gauss-Newton iterations (the first is the linear motion-field solution from the identity).
+    damping: Tikhonov damping relative to the total weight.
+    robust_scale: if given (pixels), every iteration after the first also weights each vector by the Cauchy weight
+      1 / (1 + (r / robust_scale)^2) of its residual r under the previous estimate (iteratively reweighted least
+      squares; no gradient through these weights): mismatches (occlusions, pixels leaving the view, moving
+      objects) stop pulling the solution once a first estimate exists.
+
+  Returns:
+    (rotation [B, 3, 3], translation [B, 3]) in the depth's units, differentiable in flow, depth, intrinsics and
+    weights.
+  """
+  flow = tf.convert_to_tensor(flow, tf.float32)
+  depth = tf.convert_to_tensor(depth, tf.float32)
+  intrinsics = tf.convert_to_tensor(intrinsics, tf.float32)
+  batch = tf.shape(flow)[0]
+  height, width = tf.shape(flow)[1], tf.shape(flow)[2]
+  if weights is None:
+    weights = tf.ones_like(depth)
+  weights = tf.reshape(tf.convert_to_tensor(weights, tf.float32), [batch, -1])
+  total_weight = tf.reduce_sum(weights, axis=1)
+
+  # Scale the depth to unit harmonic mean (the translation columns are then O(1)); undone on t at the end.
+  scale = tf.reduce_sum(weights * tf.reshape(1.0 / depth, [batch, -1]), axis=1) / tf.maximum(total_weight, 1e-12)
+  pixels = tf.broadcast_to(camera.pixel_grid(height, width), tf.shape(flow))
+  points = tf.reshape(camera.unproject(pixels, depth * scale[:, tf.newaxis, tf.newaxis], intrinsics), [batch, -1, 3])
+  focal, principal = intrinsics_lib.focal_and_principal_point(intrinsics)
+  focal = focal[:, tf.newaxis, :]
+  # The observed match, in normalized coordinates of frame j.
+  target = (tf.reshape(pixels + flow, [batch, -1, 2]) - principal[:, tf.newaxis, :]) / focal
+
+  rotation = tf.eye(3, batch_shape=[batch])
+  translation = tf.zeros([batch, 3])
+  regularizer = damping * total_weight[:, tf.newaxis, tf.newaxis] * tf.eye(6, batch_shape=[batch])
+  for iteration in range(iterations):
+    moved = tf.einsum("bij,bnj->bni", rotation, points) + translation[:, tf.newaxis, :]
+    # Points pushed behind the camera by a bad estimate get no vote (and no Inf): z is floored and weight zeroed.
+    in_front = moved[..., 2] > camera.MIN_PROJECTION_DEPTH
+    safe = tf.where(in_front[..., tf.newaxis], moved, tf.constant([0.0, 0.0, 1.0]))
+    residual = target - safe[..., :2] / safe[..., 2:]
+    jacobian = _jacobian(safe)
+    weight = weights * tf.cast(in_front, tf.float32)
+    if robust_scale is not None and iteration > 0:
+      pixel_residual = tf.norm(residual * focal + 1e-12, axis=-1)
+      weight *= tf.stop_gradient(1.0 / (1.0 + (pixel_residual / robust_scale) ** 2))
+    normal = tf.einsum("bn,bnki,bnkj->bij", weight, jacobian, jacobian) + regularizer
+    right = tf.einsum("bn,bnki,bnk->bi", weight, jacobian, residual)
+    update = tf.linalg.solve(normal, right[..., tf.newaxis])[..., 0]
+    step = rotation_matrix_3d.from_axis_angle(*_axis_angle(update[:, :3]))
+    rotation = tf.matmul(step, rotation)
+    translation = tf.einsum("bij,bj->bi", step, translation) + update[:, 3:]
+  return rotation, translation / scale[:, tf.newaxis]
+
+
+def _axis_angle(vector):
+  """(axis [B, 3], angle [B, 1]) of rotation vectors [B, 3]; a zero vector gets the x axis and angle 0."""
+  angle = tf.norm(vector + 1e-12, axis=-1, keepdims=True)
+  return vector / angle, angle
