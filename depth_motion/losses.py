@@ -11,8 +11,7 @@ compared with frame j where frame j's point is visible in frame i (`geometry.clo
   weighted_total(...)        the one place where weights are applied -> (total, weighted terms)
 
 Unweighted terms (keys of every loss dict, see LOSS_TERMS): rgb, ssim, depth_smoothness, depth_consistency,
-motion_smoothness, motion_drift, rotation_cycle, translation_cycle, match (the least-squares pose's match, see
-`match_photometric`; 0 for motion networks without one).
+motion_smoothness, motion_drift, rotation_cycle, translation_cycle.
 """
 
 import tensorflow as tf
@@ -21,19 +20,17 @@ from depth_motion import geometry
 from depth_motion import photometric
 
 LOSS_TERMS = ("rgb", "ssim", "depth_smoothness", "depth_consistency", "motion_smoothness", "motion_drift",
-              "rotation_cycle", "translation_cycle", "match")
+              "rotation_cycle", "translation_cycle")
 
 WEIGHT_PRESETS = {
     # depth_from_video_in_the_wild (Gordon et al. 2019).
     "original": {"rgb": 0.85, "ssim": 3.0, "depth_smoothness": 1e-2, "depth_consistency": 1e-2,
-                 "motion_smoothness": 1e-3, "motion_drift": 0.0, "rotation_cycle": 1e-3, "translation_cycle": 1e-2,
-                 "match": 0.0},
+                 "motion_smoothness": 1e-3, "motion_drift": 0.0, "rotation_cycle": 1e-3, "translation_cycle": 1e-2},
     # depth_and_motion_learning: rgb 1, ssim 3, smoothness 1e-3, depth consistency 0, motion smoothness 1, motion
     # drift 0.2, rotation cycle 1e-3, translation cycle 5e-2, each times the factor 2 that code applies to every
     # weighted term.
     "later": {"rgb": 2.0, "ssim": 6.0, "depth_smoothness": 2e-3, "depth_consistency": 0.0,
-              "motion_smoothness": 2.0, "motion_drift": 0.4, "rotation_cycle": 2e-3, "translation_cycle": 0.1,
-              "match": 0.0},
+              "motion_smoothness": 2.0, "motion_drift": 0.4, "rotation_cycle": 2e-3, "translation_cycle": 0.1},
 }
 DEFAULT_PRESET = "original"
 
@@ -241,41 +238,9 @@ def translation_cycle_consistency(coords, mask, rotation1, translation1, rotatio
   return tf.reduce_mean(tf.where(tf.cast(mask, tf.bool), ratio, 0.0))
 
 
-def match_photometric(image_j, image_i, flow, photometric_blurs=(1,)):
-  """Mean |frame i warped by `flow` - frame j| over the pixels whose match stays in view (an unsupervised flow loss).
-
-  It trains the least-squares pose's matcher directly, at every pixel, where the photometric loss of the warp
-  reaches it only through the six numbers of the pose (not in the papers: their motion network has no match).
-
-  Args:
-    image_j: [B, H, W, 3] frame j in [0, 1].
-    image_i: [B, H, W, 3] frame i.
-    flow: [B, h, w, 2] (dx, dy) flow j -> i in pixels of its own (coarser) grid, e.g. `MotionNet`'s "match_flow" at
-      1/4 resolution; upsampled bilinearly to frame j's grid and scaled to its pixels.
-    photometric_blurs: box filter sizes at which the frames are compared (mean over them), as for the rgb term.
-
-  Returns:
-    float32 scalar.
-  """
-  image_j = tf.convert_to_tensor(image_j, tf.float32)
-  image_i = tf.convert_to_tensor(image_i, tf.float32)
-  flow = tf.convert_to_tensor(flow, tf.float32)
-  size = tf.shape(image_j)[1:3]
-  scale = tf.cast(size, tf.float32) / tf.cast(tf.shape(flow)[1:3], tf.float32)
-  flow = tf.image.resize(flow, size, method="bilinear") * tf.stack([scale[1], scale[0]])
-  inside = 1.0 - tf.cast(geometry.leaves_image(flow), tf.float32)
-  errors = []
-  for blur in photometric_blurs:
-    warped = geometry.warp_with_flow(photometric.box_blur(image_i, blur), flow, boundary="border")
-    difference = tf.reduce_mean(tf.abs(warped - photometric.box_blur(image_j, blur)), axis=-1)
-    errors.append(tf.reduce_sum(difference * inside) / tf.maximum(tf.reduce_sum(inside), 1.0))
-  return tf.add_n(errors) / len(errors)
-
-
 def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, image_i, depth_i,
                          residual_translation=None, inverse_rotation=None, inverse_translation=None,
-                         inverse_residual_translation=None, occlusion_tolerance=0.0, photometric_blurs=(1,),
-                         match_flow=None):
+                         inverse_residual_translation=None, occlusion_tolerance=0.0, photometric_blurs=(1,)):
   """Every unweighted loss term of one directed pair, on frame j's pixel grid.
 
   Args:
@@ -297,8 +262,6 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
       the basin of the photometric loss: a motion error of a few pixels still changes the blurred comparison smoothly,
       where the sharp one sees unrelated texture. The geometry (warp, visibility, depth terms) stays at full
       resolution.
-    match_flow: optional [B, h, w, 2] flow j -> i of the motion network's match (`MotionNet` "match_flow"); gives
-      the match term.
 
   Returns:
     (losses, masks):
@@ -312,7 +275,6 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
         motion_drift        square-root sparsity of the residual field (0 without one)
         rotation_cycle      rotation cycle consistency with the inverse motion (0 without it)
         translation_cycle   translation cycle consistency with the inverse motion (0 without it)
-        match               `match_photometric` of `match_flow` (0 without it)
       masks: {"visible": [B, H, W] float32 (valid and frame j closer to camera),
               "valid": [B, H, W] float32 (lands inside frame i, in front of the camera),
               "depth_proximity_weight": [B, H, W] float32 SSIM weight,
@@ -378,8 +340,7 @@ def directed_pair_losses(image_j, depth_j, rotation, translation, intrinsics, im
 
   losses = {"rgb": rgb, "ssim": ssim, "depth_smoothness": depth_smoothness(depth_j, image_j),
             "depth_consistency": depth_consistency, "motion_smoothness": motion_smoothness, "motion_drift": drift,
-            "rotation_cycle": rotation_cycle, "translation_cycle": translation_cycle,
-            "match": zero if match_flow is None else match_photometric(image_j, image_i, match_flow, blurs)}
+            "rotation_cycle": rotation_cycle, "translation_cycle": translation_cycle}
   masks = {"visible": visible_f, "valid": valid_f, "depth_proximity_weight": proximity,
            "reconstruction": reconstructions[0], "coords": warp.coords}
   return losses, masks
@@ -403,7 +364,7 @@ def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.
     depths: [B, T, H, W] predicted depths.
     motions: {(i, j): MotionNet output for inputs image_i = frame i, image_j = frame j} for every pair of
       `directed_pairs(T)`; each a dict with "rotation" [B, 3], "translation" [B, 3], optionally
-      "residual_translation" [B, H, W, 3] and "match_flow" [B, h, w, 2], and "intrinsics" [B, 3, 3].
+      "residual_translation" [B, H, W, 3], and "intrinsics" [B, 3, 3].
     intrinsics: [B, 3, 3] known K; None uses the average of the two directions' predicted K (the original).
     occlusion_tolerance: relative depth tolerance of the visibility test (see `directed_pair_losses`).
     photometric_blurs: box filter sizes of the photometric comparison (see `directed_pair_losses`).
@@ -433,7 +394,7 @@ def clip_losses(images, depths, motions, intrinsics=None, occlusion_tolerance=0.
         residual_translation=motion.get("residual_translation"), inverse_rotation=inverse["rotation"],
         inverse_translation=inverse["translation"],
         inverse_residual_translation=inverse.get("residual_translation"), occlusion_tolerance=occlusion_tolerance,
-        photometric_blurs=photometric_blurs, match_flow=motion.get("match_flow"))
+        photometric_blurs=photometric_blurs)
     for name in LOSS_TERMS:
       if name != "depth_smoothness":
         totals[name] += losses[name]

@@ -249,9 +249,7 @@ class MotionNet(keras.Model):
       "translation": [B, 3] background translation,
       "residual_translation": [B, H, W, 3] on frame j's grid (only with `residual_translation`); the full field is
         translation + residual_translation (`geometry.translation_field`),
-      "intrinsics": [B, 3, 3],
-      "match_flow": [B, H / 4, W / 4, 2] (rounded up) the flow from frame j to frame i that the pose was solved from,
-        in 1/4-resolution pixels (only with `pose_solver="least_squares"`; `losses.match_photometric` trains it).
+      "intrinsics": [B, 3, 3].
   """
 
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
@@ -406,8 +404,7 @@ class MotionNet(keras.Model):
         flow, 1.0 / disparity[..., 0], geometry.resize_intrinsics(intrinsics, [height, width], size),
         tf.stop_gradient(mass),
         iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)
-    return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation, "intrinsics": intrinsics,
-            "match_flow": flow}
+    return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation, "intrinsics": intrinsics}
 
   def get_config(self):
     config = super().get_config()

@@ -297,9 +297,7 @@ def test_least_squares_pose_explains_a_known_shift():
   inputs = {"image_i": texture[:, :64, :96], "image_j": image_j, "depth_i": depth,
             "depth_j": depth, "intrinsics": intrinsics}
   outputs = model(inputs)
-  assert sorted(outputs) == ["intrinsics", "match_flow", "rotation", "translation"]
-  np.testing.assert_allclose(np.median(outputs["match_flow"][0, 2:-4, 2:-4].numpy().reshape(-1, 2), axis=0),
-                             [1.0, 2.0], atol=0.05)  # 1/4-resolution pixels
+  assert sorted(outputs) == ["intrinsics", "rotation", "translation"]
   warp = geometry.depth_warp(depth, geometry.matrix_from_angles(outputs["rotation"]), outputs["translation"],
                              intrinsics)
   shift = warp.coords - geometry.pixel_grid(64, 96)
