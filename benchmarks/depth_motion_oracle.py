@@ -173,7 +173,7 @@ if __name__ == "__main__":
                       "(glorot_uniform: the original).")
   flags.DEFINE_enum("motion_trunk", "plain", ["plain", "correlation"], "The motion network's trunk.")
   flags.DEFINE_enum("pose_solver", "regression", ["regression", "least_squares"], "The motion network's pose "
-                    "(least_squares needs --motion_trunk=correlation; with --oracle=depth or pose it uses the true "
+                    "(least_squares: from a patch match and the depth; with --oracle=depth or pose it uses the true "
                     "depth).")
   flags.DEFINE_integer("batch_size", 4, "Pairs per training and evaluation batch.")
   flags.DEFINE_integer("fixed_batches", 0, "Train on this many fixed batches of the stream, over and over, and "

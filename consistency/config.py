@@ -101,6 +101,7 @@ class TrainConfig:
   dm_motion_trunk: str = "plain"
   dm_motion_correlation_radius: int = 3
   dm_motion_pose_solver: str = "regression"
+  dm_motion_match_radius: int = 8
   dm_depth_mean_normalized: bool = False
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
@@ -151,9 +152,11 @@ class TrainConfig:
     if self.dm_motion_pose_solver not in ("regression", "least_squares"):
       raise ValueError("dm_motion_pose_solver must be regression or least_squares. Received: "
                        f"{self.dm_motion_pose_solver!r}")
-    if self.dm_motion_pose_solver == "least_squares" and self.dm_motion_trunk != "correlation":
-      raise ValueError("dm_motion_pose_solver=least_squares solves for the pose from the correlation trunk's flow: "
-                       f"it needs dm_motion_trunk=correlation. Received: dm_motion_trunk={self.dm_motion_trunk!r}")
+    if self.dm_motion_pose_solver == "least_squares" and self.dm_residual_translation:
+      raise ValueError("dm_motion_pose_solver=least_squares solves for one rigid motion: it has no residual "
+                       "translation field (drop dm_residual_translation).")
+    if self.dm_motion_match_radius < 1:
+      raise ValueError(f"dm_motion_match_radius must be >= 1 (pixels). Received: {self.dm_motion_match_radius}")
     if self.dm_motion_correlation_radius < 1:
       raise ValueError(f"dm_motion_correlation_radius must be >= 1. Received: {self.dm_motion_correlation_radius}")
     if self.dm_intrinsics not in ("learned", "per_video", "given"):

@@ -17,16 +17,15 @@ import tensorflow as tf
 
 from depth_motion import correlation as correlation_lib
 from depth_motion import geometry
+from depth_motion import patch_match
 
 TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
 TRUNK_TYPES = ("plain", "correlation")
 POSE_SOLVERS = ("regression", "least_squares")
-# Least-squares pose: depths are floored here before their inverse is taken.
-MIN_DEPTH = 1e-6
-# Least-squares pose: Gauss-Newton iterations, and the Cauchy scale (1/4-resolution pixels) with which every iteration
-# after the first down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view).
-POSE_ITERATIONS = 4
-POSE_ROBUST_SCALE = 1.0
+# Least-squares pose: Gauss-Newton iterations, and the Cauchy scale (pixels) with which every iteration after the first
+# down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view, mismatches).
+POSE_ITERATIONS = 5
+POSE_ROBUST_SCALE = 0.5
 # CorrelationTrunk: the shared encoder's (filters, stride) and the filters of the stride-2 convs after the match.
 CORRELATION_ENCODER = ((16, 2), (32, 1), (32, 2), (32, 1))
 CORRELATION_TRUNK_FILTERS = (64, 128, 256)
@@ -148,10 +147,11 @@ class CorrelationTrunk(keras.layers.Layer):
     displacements = range(-self.radius, self.radius + 1)
     # The correlation layer's channel order: dy outer, dx inner.
     self.displacements = tf.constant([[dx, dy] for dy in displacements for dx in displacements], tf.float32)
-    # Made here, not in build(): MotionNet calls `match` and `features` directly, not only through __call__.
+
+  def build(self, input_shape):
     self.temperature = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.temperature_init),
                                        name="temperature")
-    self.built = True  # no input-shape-dependent state of its own; the convolutions build on first use
+    super().build(input_shape)
 
   def match(self, frame_i, frame_j):
     """(flow [B, h, w, 2] (dx, dy) in 1/4-resolution pixels from frame i to frame j, probabilities [B, h, w, n^2])."""
@@ -168,32 +168,7 @@ class CorrelationTrunk(keras.layers.Layer):
     return flow, probabilities
 
   def call(self, frame_i, frame_j):
-    return self.features(*self.match(frame_i, frame_j))
-
-  def peak_match(self, probabilities):
-    """The match at the most likely displacement, refined within its 3 x 3 neighbourhood (a local soft-argmax).
-
-    The expectation over all displacements (`match`) is pulled towards the centre of the search window whenever the
-    distribution is broad; the expectation over the peak's neighbourhood only is not, so it gives sub-pixel flow
-    that a geometric solver can use as a measurement.
-
-    Args:
-      probabilities: [B, h, w, n^2] from `match`.
-
-    Returns:
-      (flow [B, h, w, 2] in 1/4-resolution pixels, mass [B, h, w]: the probability in that neighbourhood, a
-      confidence in (0, 1]).
-    """
-    probabilities = tf.cast(probabilities, tf.float32)
-    best = tf.gather(self.displacements, tf.argmax(probabilities, axis=-1))  # [B, h, w, 2]
-    distance = tf.reduce_max(tf.abs(self.displacements - best[..., tf.newaxis, :]), axis=-1)  # [B, h, w, n^2]
-    local = probabilities * tf.cast(distance <= 1.0, tf.float32)
-    mass = tf.reduce_sum(local, axis=-1)
-    flow = tf.einsum("bhwk,kc->bhwc", local, self.displacements) / mass[..., tf.newaxis]
-    return flow, mass
-
-  def features(self, flow, probabilities):
-    """The trunk's output from a `match` result: [B, H / 32, W / 32, 256]."""
+    flow, probabilities = self.match(frame_i, frame_j)
     coordinates = _coordinates(flow)
     x = tf.concat([flow, probabilities, coordinates, flow[..., :1] * coordinates, flow[..., 1:] * coordinates],
                   axis=-1)
@@ -230,11 +205,13 @@ class MotionNet(keras.Model):
       (`CorrelationTrunk`: an explicit match of the two frames first; needs `residual_translation=False`).
     correlation_radius: the correlation trunk's displacements per side, in 1/4-resolution pixels.
     pose_solver: "regression" (the original: the rotation and translation are a dense layer on the bottleneck,
-      times learned scales) or "least_squares" (needs `trunk_type="correlation"`; not in the original): the
-      correlation trunk's flow from frame j to frame i (1/4 resolution) and frame j's depth give the rigid motion
-      that explains the flow best (`geometry.motion_from_flow`, each flow vector weighted by the certainty of its
-      match). The network then only has to match; the pose follows from the geometry, the translation included
-      (which a regression from a spatial mean barely learns from small indoor baselines). Needs "depth_j".
+      times learned scales) or "least_squares" (not in the original): the rigid motion that best explains the
+      full-resolution patch match from frame j to frame i (`patch_match.ncc_flow`, no weights) given frame j's depth
+      (`geometry.motion_from_flow`, each flow vector weighted by the confidence of its match). The pose then follows
+      from the match and the depth, the translation included, which a regression from the trunk's spatial mean does
+      not learn from small indoor baselines. Needs "depth_j"; the trunk serves the intrinsics head only (and is not
+      run when K is given). No residual translation field.
+    match_radius: the least-squares pose's search radius in pixels (the largest image motion it can match).
     scale_init: initial value of the learned rotation and translation output scales.
     min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
 
@@ -254,21 +231,24 @@ class MotionNet(keras.Model):
 
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
                center_images=False, kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
-               pose_solver="regression", scale_init=0.01, min_scale=0.001, **kwargs):
+               pose_solver="regression", match_radius=8, scale_init=0.01, min_scale=0.001, **kwargs):
     super().__init__(**kwargs)
     if trunk_type not in TRUNK_TYPES:
       raise ValueError(f"MotionNet trunk_type must be one of {TRUNK_TYPES}. Received: trunk_type={trunk_type!r}")
     if pose_solver not in POSE_SOLVERS:
       raise ValueError(f"MotionNet pose_solver must be one of {POSE_SOLVERS}. Received: pose_solver={pose_solver!r}")
-    if pose_solver == "least_squares" and trunk_type != "correlation":
-      raise ValueError("MotionNet(pose_solver='least_squares') solves for the pose from the correlation trunk's "
-                       f"flow: it needs trunk_type='correlation'. Received: trunk_type={trunk_type!r}")
+    if pose_solver == "least_squares" and residual_translation:
+      raise ValueError("MotionNet(pose_solver='least_squares') solves for one rigid motion: it has no residual "
+                       "translation field (residual_translation=False).")
+    if match_radius < 1:
+      raise ValueError(f"MotionNet match_radius must be >= 1 (pixels). Received: match_radius={match_radius}")
     if trunk_type == "correlation" and residual_translation:
       raise ValueError("MotionNet(trunk_type='correlation') has no residual translation field (it refines through "
                        "the plain trunk's levels): use trunk_type='plain' with residual_translation=True.")
     self.trunk_type = trunk_type
     self.correlation_radius = correlation_radius
     self.pose_solver = pose_solver
+    self.match_radius = match_radius
     self.residual_translation = residual_translation
     self.auto_mask = auto_mask
     self.learn_intrinsics = learn_intrinsics
@@ -283,7 +263,9 @@ class MotionNet(keras.Model):
                                                 constraint=constraint, name="rotation_scale")
       self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
                                                    constraint=constraint, name="translation_scale")
-    if trunk_type == "plain":
+    if pose_solver == "least_squares" and not learn_intrinsics:
+      pass  # no trunk: the pose comes from the match, K from the inputs
+    elif trunk_type == "plain":
       self.trunk = [_conv3x3(f, kernel_initializer, f"conv{i + 1}", strides=2) for i, f in enumerate(TRUNK_FILTERS)]
       # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
       for layer in self.trunk:
@@ -340,17 +322,10 @@ class MotionNet(keras.Model):
     images, depths = self._frames(inputs)
     height, width = tf.shape(images[0])[1], tf.shape(images[0])[2]
     if self.pose_solver == "least_squares":
-      return self._least_squares_motion(inputs, images, depths, height, width)
-    if self.trunk_type == "plain":
-      # The original's channel order: RGB_i, RGB_j [, depth_i, depth_j].
-      levels = [tf.concat(images + depths, axis=-1)]
-      for conv in self.trunk:
-        levels.append(conv(levels[-1]))
-      features = levels[-1]
-    else:
-      frame_i, frame_j = (tf.concat([image] + depths[k:k + 1], axis=-1) for k, image in enumerate(images))
-      features = self.correlation_trunk(frame_i, frame_j)
-    bottleneck = tf.reduce_mean(features, axis=[1, 2])
+      bottleneck = self._bottleneck(images, depths)[0] if self.learn_intrinsics else None
+      intrinsics = self._intrinsics(inputs, bottleneck, height, width)
+      return {**self._least_squares_motion(inputs, intrinsics), "intrinsics": intrinsics}
+    bottleneck, levels = self._bottleneck(images, depths)
     motion = tf.cast(self.background_motion(bottleneck), tf.float32)
     rotation_scale, translation_scale = self.rotation_scale, self.translation_scale
     outputs = {"rotation": motion[:, :3] * rotation_scale, "translation": motion[:, 3:] * translation_scale}
@@ -371,6 +346,18 @@ class MotionNet(keras.Model):
     outputs["intrinsics"] = self._intrinsics(inputs, bottleneck, height, width)
     return outputs
 
+  def _bottleneck(self, images, depths):
+    """(bottleneck [B, C]: the trunk's spatial mean, the plain trunk's levels (input first) or None)."""
+    depths = depths if self.use_depth else []
+    if self.trunk_type == "plain":
+      # The original's channel order: RGB_i, RGB_j [, depth_i, depth_j].
+      levels = [tf.concat(images + depths, axis=-1)]
+      for conv in self.trunk:
+        levels.append(conv(levels[-1]))
+      return tf.reduce_mean(levels[-1], axis=[1, 2]), levels
+    frame_i, frame_j = (tf.concat([image] + depths[k:k + 1], axis=-1) for k, image in enumerate(images))
+    return tf.reduce_mean(self.correlation_trunk(frame_i, frame_j), axis=[1, 2]), None
+
   def _intrinsics(self, inputs, bottleneck, height, width):
     """[B, 3, 3] K: from the bottleneck's heads when learned, else inputs["intrinsics"]."""
     if self.learn_intrinsics:
@@ -385,26 +372,13 @@ class MotionNet(keras.Model):
                        f"{sorted(inputs)}")
     return tf.convert_to_tensor(inputs["intrinsics"], tf.float32)
 
-  def _least_squares_motion(self, inputs, images, depths, height, width):
-    """The outputs of `pose_solver="least_squares"`: the rigid motion explaining the flow from frame j to frame i."""
-    trunk = self.correlation_trunk
-    frame_i, frame_j = (tf.concat([image] + depths[k:k + 1], axis=-1) if self.use_depth else image
-                        for k, image in enumerate(images))
-    expected_flow, probabilities = trunk.match(frame_j, frame_i)
-    bottleneck = (tf.reduce_mean(trunk.features(expected_flow, probabilities), axis=[1, 2])
-                  if self.learn_intrinsics else None)
-    intrinsics = self._intrinsics(inputs, bottleneck, height, width)
-    flow, mass = trunk.peak_match(probabilities)
-    size = tf.shape(flow)[1:3]
-    # Frame j's depth on the 1/4-resolution grid: the mean disparity of each 4 x 4 cell (the trunk's grid is
-    # ceil(H / 4) x ceil(W / 4), as is this pooling's with SAME padding).
-    depth_j = tf.cast(inputs["depth_j"], tf.float32)[..., tf.newaxis]
-    disparity = tf.nn.avg_pool2d(1.0 / tf.maximum(depth_j, MIN_DEPTH), 4, 4, "SAME")
-    rotation, translation = geometry.motion_from_flow(
-        flow, 1.0 / disparity[..., 0], geometry.resize_intrinsics(intrinsics, [height, width], size),
-        tf.stop_gradient(mass),
-        iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)
-    return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation, "intrinsics": intrinsics}
+  def _least_squares_motion(self, inputs, intrinsics):
+    """{"rotation", "translation"} of `pose_solver="least_squares"`: the rigid motion explaining the match j -> i."""
+    flow, confidence = patch_match.ncc_flow(inputs["image_j"], inputs["image_i"], radius=self.match_radius)
+    depth_j = tf.cast(inputs["depth_j"], tf.float32)
+    rotation, translation = geometry.motion_from_flow(flow, depth_j, intrinsics, confidence,
+                                                      iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)
+    return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation}
 
   def get_config(self):
     config = super().get_config()
@@ -413,6 +387,7 @@ class MotionNet(keras.Model):
                    "center_images": self.center_images,
                    "kernel_initializer": self.kernel_initializer, "trunk_type": self.trunk_type,
                    "correlation_radius": self.correlation_radius, "pose_solver": self.pose_solver,
+                   "match_radius": self.match_radius,
                    "scale_init": self.scale_init,
                    "min_scale": self.min_scale})
     return config

@@ -61,7 +61,8 @@ def network_settings(config):
                      "center_images": config.dm_motion_centers_images,
                      "trunk_type": config.dm_motion_trunk,
                      "correlation_radius": config.dm_motion_correlation_radius,
-                     "pose_solver": config.dm_motion_pose_solver},
+                     "pose_solver": config.dm_motion_pose_solver,
+                     "match_radius": config.dm_motion_match_radius},
           "input_size": [config.height, config.width]}
 
 

@@ -66,8 +66,8 @@ def test_stage_trains_evaluates_against_ground_truth_and_restores_as_teachers(tm
 def test_predict_gives_the_least_squares_motion_net_the_depths():
   """The least-squares pose takes frame j's depth: predict passes it (the network's, or given ones), so depths
   twice as far give the same rotation and twice the translation."""
-  settings = {"depth": {}, "motion": {"trunk_type": "correlation", "pose_solver": "least_squares",
-                                      "learn_intrinsics": True}, "input_size": [32, 64]}
+  settings = {"depth": {}, "motion": {"pose_solver": "least_squares", "match_radius": 3, "learn_intrinsics": True},
+              "input_size": [32, 64]}
   models = depth_motion_stage.build_networks(settings)
   images = tf.random.stateless_uniform([2, 2, 32, 64, 3], seed=[1, 2])
   depths, motions = depth_motion_stage.predict(models, images)
@@ -97,7 +97,8 @@ def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
 def test_loss_weight_and_ramp_flags_parse():
   argv = ["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb=1.5,depth_consistency=0",
           "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5", "--dm_motion_trunk=correlation",
-          "--dm_motion_correlation_radius=2", "--dm_depth_mean_normalized", "--dm_motion_pose_solver=least_squares"]
+          "--dm_motion_correlation_radius=2", "--dm_depth_mean_normalized", "--dm_motion_pose_solver=least_squares",
+          "--dm_motion_match_radius=5"]
   flags.FLAGS(argv)
   try:
     config = flags_lib.config_from_flags()
@@ -106,7 +107,7 @@ def test_loss_weight_and_ramp_flags_parse():
     assert config.dm_photometric_blurs == (1, 5)
     motion = depth_motion_stage.network_settings(config)["motion"]
     assert motion["trunk_type"] == "correlation" and motion["correlation_radius"] == 2
-    assert motion["pose_solver"] == "least_squares"
+    assert motion["pose_solver"] == "least_squares" and motion["match_radius"] == 5
     assert depth_motion_stage.network_settings(config)["depth"]["mean_normalized"]
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])
     with pytest.raises(ValueError, match="term=number"):
@@ -124,8 +125,10 @@ def test_loss_weight_and_ramp_flags_parse():
     config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_trunk="correlation", dm_residual_translation=True)
   with pytest.raises(ValueError, match="dm_motion_correlation_radius"):
     config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_correlation_radius=0)
-  with pytest.raises(ValueError, match="needs dm_motion_trunk=correlation"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_pose_solver="least_squares")
+  with pytest.raises(ValueError, match="no residual"):
+    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_pose_solver="least_squares", dm_residual_translation=True)
+  with pytest.raises(ValueError, match="dm_motion_match_radius"):
+    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_match_radius=0)
   with pytest.raises(ValueError, match="dm_motion_pose_solver"):
     config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_pose_solver="svd")
   with pytest.raises(ValueError, match="Unknown loss weight"):

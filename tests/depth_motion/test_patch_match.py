@@ -1,0 +1,47 @@
+"""Full-resolution patch matching: integer and sub-pixel shifts, displacements that leave the view, confidence."""
+
+import numpy as np
+import tensorflow as tf
+
+from depth_motion import patch_match
+
+
+def _texture(height=44, width=60, seed=1):
+  return tf.random.stateless_uniform([1, height, width, 3], seed=[seed, 3])
+
+
+def test_displacement_order_is_dy_outer_dx_inner():
+  table = patch_match.displacements(1).numpy()
+  assert table.shape == (9, 2)
+  np.testing.assert_array_equal(table[:3], [[-1, -1], [0, -1], [1, -1]])
+  np.testing.assert_array_equal(table[4], [0, 0])
+
+
+def test_integer_shift_is_found_exactly_with_high_confidence():
+  texture = _texture()
+  frame_a, frame_b = texture[:, 4:36, 2:50], texture[:, 1:33, 5:53]  # a's pixel x is b's pixel x + (-3, 3)
+  flow, confidence = patch_match.ncc_flow(frame_a, frame_b, radius=4, patch_size=5)
+  assert flow.shape == (1, 32, 48, 2) and confidence.shape == (1, 32, 48)
+  # Away from the borders (where the match leaves b or the patch is cut), the flow is the shift.
+  np.testing.assert_allclose(flow[0, 6:-6, 6:-6], np.broadcast_to([-3.0, 3.0], (20, 36, 2)), atol=0.02)
+  assert float(tf.reduce_min(confidence[0, 6:-6, 6:-6])) > 0.9
+
+
+def test_sub_pixel_shift_is_interpolated():
+  smooth = tf.image.resize(_texture(12, 16, seed=2), [48, 64], method="bicubic")
+  frame_b = smooth[:, 8:40, 8:56]
+  # a(x) = b(x + 0.5): frame a is b resampled half a pixel to the right.
+  frame_a = 0.5 * (smooth[:, 8:40, 8:56] + smooth[:, 8:40, 9:57])
+  flow, _ = patch_match.ncc_flow(frame_a, frame_b, radius=2, patch_size=7)
+  np.testing.assert_allclose(np.median(flow[0, 6:-6, 6:-6, 0]), 0.5, atol=0.15)
+  np.testing.assert_allclose(np.median(flow[0, 6:-6, 6:-6, 1]), 0.0, atol=0.05)
+
+
+def test_scores_are_correlations_and_leaving_the_view_is_excluded():
+  frame = _texture(20, 24)
+  scores = patch_match.ncc_scores(frame, frame, radius=2, patch_size=5)
+  centre = 12  # displacement (0, 0)
+  np.testing.assert_allclose(scores[0, :, :, centre], 1.0, atol=1e-3)
+  inside = scores.numpy() > -1.5
+  assert np.all(scores.numpy()[inside] <= 1.0 + 1e-4)
+  assert not inside[0, 0, 0, 0] and not inside[0, -1, -1, -1]  # (-2, -2) from the top left leaves the image
