@@ -1,6 +1,7 @@
 """Does the photometric loss lead to the true motion, from where a motion network starts (no motion)?
 
     python -m benchmarks.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blurs=1] [--fit_steps=0]
+        [--match_radius=0]
 
 On synthetic training pairs (20 scenes x 100 frames, 64x96) with the true depth and K, the RGB + SSIM loss of the
 directed pair (0, 1) ("later" weights, visibility tolerance 5 %, `--blurs` = the loss's `photometric_blurs`, e.g.
@@ -10,7 +11,10 @@ and the true rotation / translation, and the fraction of pairs where that cosine
 towards the truth only where it is. With `--fit_steps=N` it then fits free motion variables, one per pair and
 direction (no network), to the RGB + SSIM loss of both directed pairs with Adam (`--fit_learning_rate`) and prints
 the rotation error and translation direction error every 50 steps: whether descent on this loss reaches the truth at
-all, which a motion network can do no better than.
+all, which a motion network can do no better than. With `--match_radius=R` it also solves for the pose the way
+`MotionNet(pose_solver="least_squares")` does (`patch_match.ncc_flow` within R pixels, `geometry.motion_from_flow`)
+with the true depth and with a constant depth (where a depth network starts), and prints the match's error against
+the true flow and the pose's errors: what that solver can reach from these frames.
 """
 
 import os
@@ -31,6 +35,8 @@ from datasets import sources  # noqa: E402
 from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
+from depth_motion import motion_net  # noqa: E402
+from depth_motion import patch_match  # noqa: E402
 
 HEIGHT, WIDTH = 64, 96
 
@@ -87,6 +93,26 @@ def fit_free_motion(batch, blurs, steps, learning_rate, report):
       step()
 
 
+def least_squares_pose(batch, radius):
+  """{depth kind: (rotation errors, translation angles, true rotations)} and the match's error [B, H, W] (pixels)."""
+  images = tf.cast(batch["image"], tf.float32)
+  depth = tf.cast(batch["depth"], tf.float32)[:, 1]
+  intrinsics = tf.cast(batch["intrinsics"], tf.float32)
+  rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
+  warp = geometry.depth_warp(depth, rotation, translation, intrinsics)
+  flow, confidence = patch_match.ncc_flow(images[:, 1], images[:, 0], radius=radius)
+  match_error = tf.norm(flow - (warp.coords - geometry.pixel_grid(HEIGHT, WIDTH)), axis=-1).numpy()
+  results = {}
+  for kind, given in (("true", depth), ("constant", tf.ones_like(depth))):
+    found_rotation, found_translation = geometry.motion_from_flow(
+        flow, given, intrinsics, confidence, iterations=motion_net.POSE_ITERATIONS,
+        robust_scale=motion_net.POSE_ROBUST_SCALE)
+    errors = metrics.motion_errors(geometry.angles_from_matrix(found_rotation), found_translation, rotation,
+                                   translation)
+    results[kind] = tuple(errors[key].numpy() for key in ("rotation_error", "translation_angle", "true_rotation"))
+  return results, match_error
+
+
 def main(argv):
   del argv
   flag_values = flags.FLAGS
@@ -109,6 +135,14 @@ def main(argv):
             f"direction error mean {np.mean(translation_angle):.1f} deg", flush=True)
     if flag_values.fit_steps:
       fit_free_motion(batch, blurs, flag_values.fit_steps, flag_values.fit_learning_rate, report)
+    if flag_values.match_radius:
+      results, match_error = least_squares_pose(batch, flag_values.match_radius)
+      print(f"gap {gap}, patch match within {flag_values.match_radius} px: error against the true flow quartiles "
+            f"{np.percentile(match_error, [25, 50, 75]).round(2).tolist()} px", flush=True)
+      for kind, (rotation_error, translation_angle, true_rotation) in results.items():
+        print(f"gap {gap}, least-squares pose with {kind} depth: rotation error mean {np.mean(rotation_error):.2f} "
+              f"median {np.median(rotation_error):.2f} deg (true rotation {np.mean(true_rotation):.2f}); "
+              f"translation direction error mean {np.mean(translation_angle):.1f} deg", flush=True)
 
 
 if __name__ == "__main__":
@@ -117,4 +151,6 @@ if __name__ == "__main__":
   flags.DEFINE_list("blurs", ["1"], "Box filter sizes of the photometric comparison (the loss's photometric_blurs).")
   flags.DEFINE_integer("fit_steps", 0, "Adam steps of the free-motion fit (0: gradient cosines only).")
   flags.DEFINE_float("fit_learning_rate", 1e-3, "Adam learning rate of the free-motion fit.")
+  flags.DEFINE_integer("match_radius", 0, "Search radius (pixels) of the least-squares pose from a patch match "
+                       "(0: not measured).")
   app.run(main)
