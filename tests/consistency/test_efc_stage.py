@@ -88,6 +88,7 @@ def test_ablation_switches(tmp_path, data_root):
     (dict(efc_consistency_weight=0.0, efc_occlusion_weight=0.0, efc_smoothness_weight=0.0,
           efc_photometric_weight=0.0, efc_occlusion_mask=False), {"segmentation"}),
 ], ids=["flow_only", "supervised_only"])
+@pytest.mark.slow  # ~20 s each (model build); the default suite trains the full stage in test_efc_stage_trains...
 def test_ablation_losses(tmp_path, data_root, overrides, expected):
   stage = efc_stage.EfcStage(_config(tmp_path, data_root, **overrides))
   models = stage.build_models()

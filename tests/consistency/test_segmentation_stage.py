@@ -39,6 +39,7 @@ def test_cross_entropy_known_answers():
   assert float(segmentation_stage.cross_entropy(logits, tf.fill([1, 2, 2], labels.IGNORE_LABEL))) == 0.0
 
 
+@pytest.mark.slow  # ~90 s; the default suite trains this stage through the shortened quickstart (test_quickstart.py)
 def test_segmentation_stage_trains_evaluates_and_records_its_config(tmp_path):
   config = _config(tmp_path)
   losses = train.run(config)["segmentation"]

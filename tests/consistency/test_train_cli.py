@@ -105,6 +105,7 @@ def _free_ports(count):
   return ports
 
 
+@pytest.mark.slow  # ~35 s: two processes; the default suite covers MirroredStrategy in test_flagfile_run_then_evaluate
 def test_two_workers_on_loopback(tmp_path):
   ports = _free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
