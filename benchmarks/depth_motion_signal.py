@@ -12,9 +12,10 @@ towards the truth only where it is. With `--fit_steps=N` it then fits free motio
 direction (no network), to the RGB + SSIM loss of both directed pairs with Adam (`--fit_learning_rate`) and prints
 the rotation error and translation direction error every 50 steps: whether descent on this loss reaches the truth at
 all, which a motion network can do no better than. With `--match_radius=R` it also solves for the pose the way
-`MotionNet(pose_solver="least_squares")` does (`patch_match.ncc_flow` within R pixels, `geometry.motion_from_flow`)
-with the true depth and with a constant depth (where a depth network starts), and prints the match's error against
-the true flow and the pose's errors: what that solver can reach from these frames.
+`MotionNet(pose_solver="least_squares")` does (a patch match within R pixels, `geometry.motion_from_flow`) with the
+true depth and with a constant depth (where a depth network starts), and prints the match's error against the true
+flow and the pose's errors: what that solver can reach from these frames; once with the exhaustive match
+(`patch_match.ncc_flow`) and once with the coarse-to-fine one the solver uses (`patch_match.coarse_to_fine_flow`).
 """
 
 import os
@@ -93,14 +94,14 @@ def fit_free_motion(batch, blurs, steps, learning_rate, report):
       step()
 
 
-def least_squares_pose(batch, radius):
+def least_squares_pose(batch, radius, matcher):
   """{depth kind: (rotation errors, translation angles, true rotations)} and the match's error [B, H, W] (pixels)."""
   images = tf.cast(batch["image"], tf.float32)
   depth = tf.cast(batch["depth"], tf.float32)[:, 1]
   intrinsics = tf.cast(batch["intrinsics"], tf.float32)
   rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
   warp = geometry.depth_warp(depth, rotation, translation, intrinsics)
-  flow, confidence = patch_match.ncc_flow(images[:, 1], images[:, 0], radius=radius)
+  flow, confidence = matcher(images[:, 1], images[:, 0], radius=radius)
   match_error = tf.norm(flow - (warp.coords - geometry.pixel_grid(HEIGHT, WIDTH)), axis=-1).numpy()
   results = {}
   for kind, given in (("true", depth), ("constant", tf.ones_like(depth))):
@@ -135,15 +136,16 @@ def main(argv):
             f"direction error mean {np.mean(translation_angle):.1f} deg", flush=True)
     if flag_values.fit_steps:
       fit_free_motion(batch, blurs, flag_values.fit_steps, flag_values.fit_learning_rate, report)
-    if flag_values.match_radius:
-      results, match_error = least_squares_pose(batch, flag_values.match_radius)
-      print(f"gap {gap}, patch match within {flag_values.match_radius} px: error against the true flow quartiles "
-            f"{np.percentile(match_error, [25, 50, 75]).round(2).tolist()} px", flush=True)
+    matchers = (("exhaustive", patch_match.ncc_flow), ("coarse-to-fine", patch_match.coarse_to_fine_flow))
+    for name, matcher in matchers if flag_values.match_radius else ():
+      results, match_error = least_squares_pose(batch, flag_values.match_radius, matcher)
+      print(f"gap {gap}, {name} patch match within {flag_values.match_radius} px: error against the true flow "
+            f"quartiles {np.percentile(match_error, [25, 50, 75]).round(2).tolist()} px", flush=True)
       for kind, (rotation_error, translation_angle, true_rotation) in results.items():
-        print(f"gap {gap}, least-squares pose with {kind} depth: rotation error mean {np.mean(rotation_error):.2f} "
-              f"median {np.median(rotation_error):.2f} deg (true rotation {np.mean(true_rotation):.2f}); "
-              f"translation direction error mean {np.mean(translation_angle):.1f} deg", flush=True)
-
+        print(f"gap {gap}, {name} match, least-squares pose with {kind} depth: rotation error mean "
+              f"{np.mean(rotation_error):.2f} median {np.median(rotation_error):.2f} deg (true rotation "
+              f"{np.mean(true_rotation):.2f}); translation direction error mean {np.mean(translation_angle):.1f} deg",
+              flush=True)
 
 if __name__ == "__main__":
   flags.DEFINE_list("gaps", ["1", "2", "3"], "Frame gaps to measure.")

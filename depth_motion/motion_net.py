@@ -206,7 +206,8 @@ class MotionNet(keras.Model):
     correlation_radius: the correlation trunk's displacements per side, in 1/4-resolution pixels.
     pose_solver: "regression" (the original: the rotation and translation are a dense layer on the bottleneck,
       times learned scales) or "least_squares" (not in the original): the rigid motion that best explains the
-      full-resolution patch match from frame j to frame i (`patch_match.ncc_flow`, no weights) given frame j's depth
+      full-resolution patch match from frame j to frame i (`patch_match.coarse_to_fine_flow`, no weights) given frame
+      j's depth
       (`geometry.motion_from_flow`, each flow vector weighted by the confidence of its match). The pose then follows
       from the match and the depth, the translation included, which a regression from the trunk's spatial mean does
       not learn from small indoor baselines. Needs "depth_j"; the trunk serves the intrinsics head only (and is not
@@ -374,7 +375,7 @@ class MotionNet(keras.Model):
 
   def _least_squares_motion(self, inputs, intrinsics):
     """{"rotation", "translation"} of `pose_solver="least_squares"`: the rigid motion explaining the match j -> i."""
-    flow, confidence = patch_match.ncc_flow(inputs["image_j"], inputs["image_i"], radius=self.match_radius)
+    flow, confidence = patch_match.coarse_to_fine_flow(inputs["image_j"], inputs["image_i"], radius=self.match_radius)
     depth_j = tf.cast(inputs["depth_j"], tf.float32)
     rotation, translation = geometry.motion_from_flow(flow, depth_j, intrinsics, confidence,
                                                       iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)

@@ -22,8 +22,10 @@ def test_integer_shift_is_found_exactly_with_high_confidence():
   frame_a, frame_b = texture[:, 4:36, 2:50], texture[:, 1:33, 5:53]  # a's pixel x is b's pixel x + (-3, 3)
   flow, confidence = patch_match.ncc_flow(frame_a, frame_b, radius=4, patch_size=5)
   assert flow.shape == (1, 32, 48, 2) and confidence.shape == (1, 32, 48)
-  # Away from the borders (where the match leaves b or the patch is cut), the flow is the shift.
-  np.testing.assert_allclose(flow[0, 6:-6, 6:-6], np.broadcast_to([-3.0, 3.0], (20, 36, 2)), atol=0.02)
+  # Away from the borders (where the match leaves b or the patch is cut), the flow is the shift (the parabola through
+  # an integer peak's neighbours is off-centre by up to ~0.06 px where the texture is not symmetric about it).
+  np.testing.assert_allclose(flow[0, 6:-6, 6:-6], np.broadcast_to([-3.0, 3.0], (20, 36, 2)), atol=0.1)
+  np.testing.assert_allclose(np.median(flow[0, 6:-6, 6:-6].numpy().reshape(-1, 2), axis=0), [-3.0, 3.0], atol=0.01)
   assert float(tf.reduce_min(confidence[0, 6:-6, 6:-6])) > 0.9
 
 
@@ -45,3 +47,28 @@ def test_scores_are_correlations_and_leaving_the_view_is_excluded():
   inside = scores.numpy() > -1.5
   assert np.all(scores.numpy()[inside] <= 1.0 + 1e-4)
   assert not inside[0, 0, 0, 0] and not inside[0, -1, -1, -1]  # (-2, -2) from the top left leaves the image
+
+
+def test_coarse_to_fine_finds_a_shift_beyond_its_finest_search_and_matches_the_exhaustive_search():
+  texture = tf.image.resize(_texture(24, 32, seed=4), [64, 96], method="bicubic")  # smooth enough to downsample
+  frame_a, frame_b = texture[:, 10:54, 1:81], texture[:, 3:47, 7:87]  # a's pixel x is b's pixel x + (-6, 7)
+  flow, confidence = patch_match.coarse_to_fine_flow(frame_a, frame_b, radius=8, patch_size=7)
+  exhaustive, _ = patch_match.ncc_flow(frame_a, frame_b, radius=8, patch_size=7)
+  assert flow.shape == (1, 44, 80, 2) and confidence.shape == (1, 44, 80)
+  # Pixels whose match is in b with a margin of a patch and of the coarse level's smoothing (a's rows y >= 37 and
+  # columns x < 6 match outside b).
+  inner = (slice(None), slice(6, 26), slice(14, -6))
+  # The coarse level finds (-3, 3.5) at half resolution; the refinement against frame b warped by the upsampled
+  # flow brings it to the shift within the sub-pixel refinement's accuracy.
+  np.testing.assert_allclose(np.median(flow[inner].numpy().reshape(-1, 2), axis=0), [-6.0, 7.0], atol=0.05)
+  assert np.mean(np.abs(flow[inner] - np.array([-6.0, 7.0])) < 0.25) > 0.95
+  np.testing.assert_allclose(np.median(exhaustive[inner].numpy().reshape(-1, 2), axis=0), [-6.0, 7.0], atol=0.05)
+  assert float(tf.reduce_mean(confidence[inner])) > 0.5
+
+
+def test_coarse_to_fine_within_the_coarse_radius_is_the_exhaustive_search():
+  frame_a, frame_b = _texture(20, 24, seed=5), _texture(20, 24, seed=6)
+  direct = patch_match.ncc_flow(frame_a, frame_b, radius=patch_match.COARSE_RADIUS)
+  pyramid = patch_match.coarse_to_fine_flow(frame_a, frame_b, radius=patch_match.COARSE_RADIUS)
+  for a, b in zip(direct, pyramid):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
