@@ -107,7 +107,7 @@ def least_squares_pose(batch, radius, matcher):
   for kind, given in (("true", depth), ("constant", tf.ones_like(depth))):
     found_rotation, found_translation = geometry.motion_from_flow(
         flow, given, intrinsics, confidence, iterations=motion_net.POSE_ITERATIONS,
-        robust_scale=motion_net.POSE_ROBUST_SCALE)
+        robust_scale=motion_net.POSE_ROBUST_SCALE, translation_prior=motion_net.POSE_TRANSLATION_PRIOR)
     errors = metrics.motion_errors(geometry.angles_from_matrix(found_rotation), found_translation, rotation,
                                    translation)
     results[kind] = tuple(errors[key].numpy() for key in ("rotation_error", "translation_angle", "true_rotation"))

@@ -22,10 +22,14 @@ from depth_motion import patch_match
 TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
 TRUNK_TYPES = ("plain", "correlation")
 POSE_SOLVERS = ("regression", "least_squares")
-# Least-squares pose: Gauss-Newton iterations, and the Cauchy scale (pixels) with which every iteration after the first
-# down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view, mismatches).
+# Least-squares pose: Gauss-Newton iterations, the Cauchy scale (pixels) with which every iteration after the first
+# down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view, mismatches),
+# and the weight of the prior towards a small translation (`geometry.motion_from_flow`): with the constant depth a
+# depth network starts from, it cuts the gap-1 rotation error on synthetic pairs from 1.42 to 0.66 deg mean (worst
+# 7.7 -> 1.7) and leaves the true depth's at 0.34-0.35 (README "What the stages reach").
 POSE_ITERATIONS = 5
 POSE_ROBUST_SCALE = 0.5
+POSE_TRANSLATION_PRIOR = 0.003
 # CorrelationTrunk: the shared encoder's (filters, stride) and the filters of the stride-2 convs after the match.
 CORRELATION_ENCODER = ((16, 2), (32, 1), (32, 2), (32, 1))
 CORRELATION_TRUNK_FILTERS = (64, 128, 256)
@@ -378,7 +382,8 @@ class MotionNet(keras.Model):
     flow, confidence = patch_match.coarse_to_fine_flow(inputs["image_j"], inputs["image_i"], radius=self.match_radius)
     depth_j = tf.cast(inputs["depth_j"], tf.float32)
     rotation, translation = geometry.motion_from_flow(flow, depth_j, intrinsics, confidence,
-                                                      iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE)
+                                                      iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE,
+                                                      translation_prior=POSE_TRANSLATION_PRIOR)
     return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation}
 
   def get_config(self):

@@ -40,7 +40,7 @@ def _jacobian(points):
 
 
 def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_ITERATIONS, damping=DEFAULT_DAMPING,
-                     robust_scale=None):
+                     robust_scale=None, translation_prior=0.0):
   """The rigid motion (R, t) carrying frame-i points into frame j that best explains flow i -> j.
 
   Args:
@@ -54,6 +54,11 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
       1 / (1 + (r / robust_scale)^2) of its residual r under the previous estimate (iteratively reweighted least
       squares; no gradient through these weights): mismatches (occlusions, pixels leaving the view, moving
       objects) stop pulling the solution once a first estimate exists.
+    translation_prior: weight, relative to the total weight, of a zero-mean prior on the translation in units of
+      the depth's harmonic mean (added to the damping of the 3 translation unknowns and pulling the total translation,
+      not just each update, towards 0). With a wrong depth (a constant map, where a depth network starts) a large
+      translation and a rotation can cancel into a good fit of a bad pose; a prior of 0.01 costs a true indoor
+      translation (~1 % of the depth) about nothing and such a solution (~30 %) as much as a 2-pixel residual.
 
   Returns:
     (rotation [B, 3, 3], translation [B, 3]) in the depth's units, differentiable in flow, depth, intrinsics and
@@ -80,7 +85,9 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
 
   rotation = tf.eye(3, batch_shape=[batch])
   translation = tf.zeros([batch, 3])
-  regularizer = damping * total_weight[:, tf.newaxis, tf.newaxis] * tf.eye(6, batch_shape=[batch])
+  diagonal = tf.constant([damping] * 3 + [damping + translation_prior] * 3)
+  regularizer = total_weight[:, tf.newaxis, tf.newaxis] * tf.linalg.diag(tf.broadcast_to(diagonal, [batch, 6]))
+  prior = translation_prior * total_weight[:, tf.newaxis]
   for iteration in range(iterations):
     moved = tf.einsum("bij,bnj->bni", rotation, points) + translation[:, tf.newaxis, :]
     # Points pushed behind the camera by a bad estimate get no vote (and no Inf): z is floored and weight zeroed.
@@ -94,6 +101,7 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
       weight *= tf.stop_gradient(1.0 / (1.0 + (pixel_residual / robust_scale) ** 2))
     normal = tf.einsum("bn,bnki,bnkj->bij", weight, jacobian, jacobian) + regularizer
     right = tf.einsum("bn,bnki,bnk->bi", weight, jacobian, residual)
+    right -= tf.pad(prior * translation, [[0, 0], [3, 0]])  # the prior's gradient at the current translation
     update = tf.linalg.solve(normal, right[..., tf.newaxis])[..., 0]
     step = rotation_matrix_3d.from_axis_angle(*_axis_angle(update[:, :3]))
     rotation = tf.matmul(step, rotation)

@@ -300,7 +300,9 @@ def test_least_squares_pose_explains_a_known_shift():
   warp = geometry.depth_warp(depth, geometry.matrix_from_angles(outputs["rotation"]), outputs["translation"],
                              intrinsics)
   shift = warp.coords - geometry.pixel_grid(64, 96)
-  np.testing.assert_allclose(shift[0, 4:-4, 4:-8], np.broadcast_to([4.0, 2.0], (56, 84, 2)), atol=0.05)
+  # Within the match's sub-pixel accuracy (a parabola through an integer peak's neighbours is off by up to ~0.06 px).
+  np.testing.assert_allclose(shift[0, 4:-4, 4:-8], np.broadcast_to([4.0, 2.0], (56, 84, 2)), atol=0.1)
+  np.testing.assert_allclose(np.median(shift[0, 4:-4, 4:-8].numpy().reshape(-1, 2), axis=0), [4.0, 2.0], atol=0.02)
   far = model({**inputs, "depth_i": depth * 2.0, "depth_j": depth * 2.0})
   np.testing.assert_allclose(far["rotation"], outputs["rotation"], atol=1e-5)
   np.testing.assert_allclose(far["translation"], outputs["translation"] * 2.0, rtol=1e-3, atol=1e-6)

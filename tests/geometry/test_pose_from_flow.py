@@ -76,3 +76,42 @@ def test_robust_weights_shed_unweighted_outliers():
                                                                 robust_scale=0.1)
   np.testing.assert_allclose(found_rotation, rotation, atol=2e-4)
   np.testing.assert_allclose(found_translation, translation, atol=2e-3)
+
+
+def _regularized_objective(flow, depth, intrinsics, rotation, translation, prior):
+  """[B] what the solver minimises with `translation_prior=prior`: sum |residual|^2 (normalized coordinates) plus
+  prior * N * |t / harmonic-mean depth|^2, at the motion (rotation, translation)."""
+  pixels = tf.broadcast_to(geometry.pixel_grid(HEIGHT, WIDTH), flow.shape)
+  moved = geometry.transform_points(rotation, translation, geometry.unproject(pixels, depth, intrinsics))
+  focal = tf.stack([intrinsics[:, 0, 0], intrinsics[:, 1, 1]], axis=-1)[:, tf.newaxis, tf.newaxis, :]
+  residual = (pixels + flow - geometry.project(moved, intrinsics)) / focal
+  harmonic = 1.0 / tf.reduce_mean(1.0 / depth, axis=[1, 2])
+  return (tf.reduce_sum(tf.square(residual), axis=[1, 2, 3]) +
+          prior * HEIGHT * WIDTH * tf.reduce_sum(tf.square(translation / harmonic[:, tf.newaxis]), axis=-1))
+
+
+def test_translation_prior_leaves_a_rotation_alone_and_minimises_the_regularized_objective():
+  _, depth, intrinsics, rotation, _ = _scene(seed=5)
+  pixels = tf.broadcast_to(geometry.pixel_grid(HEIGHT, WIDTH), [BATCH, HEIGHT, WIDTH, 2])
+  rotation_flow = geometry.project(geometry.transform_points(rotation, tf.zeros([BATCH, 3]), geometry.unproject(
+      pixels, depth, intrinsics)), intrinsics) - pixels
+  found_rotation, found_translation = geometry.motion_from_flow(rotation_flow, depth, intrinsics,
+                                                                translation_prior=0.1)
+  np.testing.assert_allclose(found_rotation, rotation, atol=1e-6)
+  np.testing.assert_allclose(found_translation, 0.0, atol=1e-6)
+
+  flow, depth, intrinsics, rotation, translation = _scene(seed=6)
+  sizes = []
+  for prior in (1e-7, 0.01, 0.1):
+    found_rotation, found_translation = geometry.motion_from_flow(flow, depth, intrinsics, iterations=6,
+                                                                  translation_prior=prior)
+    sizes.append(np.linalg.norm(found_translation, axis=-1))
+    best = _regularized_objective(flow, depth, intrinsics, found_rotation, found_translation, prior)
+    for seed in range(4):  # a local minimum: small moves of the solution only raise the objective
+      noise = tf.random.stateless_normal([BATCH, 6], seed=[seed, 7]) * 1e-3
+      moved = _regularized_objective(flow, depth, intrinsics,
+                                     tf.matmul(geometry.matrix_from_angles(noise[:, :3]), found_rotation),
+                                     found_translation + noise[:, 3:], prior)
+      assert np.all(moved.numpy() > best.numpy())
+  np.testing.assert_allclose(sizes[0], np.linalg.norm(translation, axis=-1), rtol=1e-3)  # no prior: the truth
+  assert np.all(sizes[1] < sizes[0]) and np.all(sizes[2] < sizes[1])  # a stronger prior, a shorter translation
