@@ -147,6 +147,7 @@ def main(argv):
               f"{np.mean(true_rotation):.2f}); translation direction error mean {np.mean(translation_angle):.1f} deg",
               flush=True)
 
+
 if __name__ == "__main__":
   flags.DEFINE_list("gaps", ["1", "2", "3"], "Frame gaps to measure.")
   flags.DEFINE_integer("pairs", 32, "Training pairs per gap (one batch, shuffled with seed 0).")

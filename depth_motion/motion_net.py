@@ -211,8 +211,7 @@ class MotionNet(keras.Model):
     pose_solver: "regression" (the original: the rotation and translation are a dense layer on the bottleneck,
       times learned scales) or "least_squares" (not in the original): the rigid motion that best explains the
       full-resolution patch match from frame j to frame i (`patch_match.coarse_to_fine_flow`, no weights) given frame
-      j's depth
-      (`geometry.motion_from_flow`, each flow vector weighted by the confidence of its match). The pose then follows
+      j's depth (`geometry.motion_from_flow`, each flow vector weighted by the confidence of its match). The pose then follows
       from the match and the depth, the translation included, which a regression from the trunk's spatial mean does
       not learn from small indoor baselines. Needs "depth_j"; the trunk serves the intrinsics head only (and is not
       run when K is given). No residual translation field.

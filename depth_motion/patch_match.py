@@ -73,9 +73,10 @@ def peak_flow(scores, radius, temperature):
                               at(tf.where(inside_x, best + 1, best)), inside_x)
   offset_y = _parabola_vertex(at(tf.where(inside_y, best - size, best)), centre,
                               at(tf.where(inside_y, best + size, best)), inside_y)
-  flow = tf.gather(table, best) + tf.stack([offset_x, offset_y], axis=-1)
+  best_displacement = tf.gather(table, best)
+  flow = best_displacement + tf.stack([offset_x, offset_y], axis=-1)
   probabilities = tf.nn.softmax(temperature * scores, axis=-1)
-  distance = tf.reduce_max(tf.abs(table - tf.gather(table, best)[..., tf.newaxis, :]), axis=-1)
+  distance = tf.reduce_max(tf.abs(table - best_displacement[..., tf.newaxis, :]), axis=-1)
   confidence = tf.reduce_sum(probabilities * tf.cast(distance <= 1.0, tf.float32), axis=-1)
   return flow, confidence
 
@@ -138,9 +139,8 @@ def coarse_to_fine_flow(image_a, image_b, radius=8, patch_size=7, temperature=10
 
   Above COARSE_RADIUS the match is first found at half resolution within half the radius (recursively), then refined
   within REFINE_RADIUS at full resolution against frame b warped by the coarse flow (smoothed over a patch and
-  upsampled). At radius 8 that is
-  81 displacements on a quarter of the pixels plus 25 on all of them, against 289 on all for `ncc_flow`. The
-  confidence is the product of the refinement's and the (upsampled) coarse level's.
+  upsampled). At radius 8 that is 81 displacements on a quarter of the pixels plus 25 on all of them, against 289 on
+  all for `ncc_flow`. The confidence is the product of the refinement's and the (upsampled) coarse level's.
 
   Returns:
     (flow [B, H, W, 2] from a's pixels to their match in b, confidence [B, H, W]).
