@@ -1,6 +1,7 @@
 """The frozen training configuration every stage and the training loop read (built from flags in `flags.py`)."""
 
 import dataclasses
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +126,12 @@ class TrainConfig:
     for name in positive:
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{field.name} must be a finite number. Received: {field.name}={value}")
+    if self.learning_rate <= 0:
+      raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
     if self.optimizer not in ("adam", "sgd"):
       raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={self.optimizer!r}")
     if self.lr_schedule not in ("constant", "polynomial", "cosine"):

@@ -1,11 +1,11 @@
 """Evaluate a trained stage: `python -m consistency.evaluate --model_dir=DIR [--stage=NAME]`.
 
-Reads the run's resolved flags (<model_dir>/flags.txt), restores the latest checkpoint of the stage, runs its metrics
-on the evaluation split and writes <model_dir>/<stage>/metrics.json.
+Reads the run's resolved flags (<model_dir>/flags.txt; flags given on this command line win, e.g.
+--eval_max_batches=0 to evaluate every batch), restores the latest checkpoint of the stage, runs its metrics on the
+evaluation split and writes <model_dir>/<stage>/metrics.json.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -37,17 +37,11 @@ def main(argv):
   model_dir = FLAGS.model_dir
   if not model_dir:
     raise app.UsageError("--model_dir is required.")
-  flags_file = os.path.join(model_dir, "flags.txt")
-  if not os.path.isfile(flags_file):
-    raise app.UsageError(f"{flags_file} not found: is {model_dir} the --model_dir of a training run?")
-  # The run's own flags; this command's --model_dir and --stage stay as given (the run may have been moved).
-  stage_name = FLAGS.stage
-  FLAGS(sys.argv[:1] + FLAGS.read_flags_from_files([f"--flagfile={flags_file}"]))
-  FLAGS.model_dir = model_dir
-  config = flags_lib.config_from_flags()
-  stage_name = stage_name or config.stages[-1]
   try:
-    metrics = evaluate(config, stage_name)
+    # The run's own flags, then this command line's (e.g. --eval_max_batches=0); --model_dir is this command's (the
+    # run may have been moved).
+    config = flags_lib.read_run_config(model_dir, overrides=flags_lib.given_on_command_line())
+    metrics = evaluate(config, FLAGS.stage or config.stages[-1])
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from None
   print(metrics)

@@ -1,13 +1,17 @@
 """Command-line flags of `python -m consistency.train` and `python -m consistency.evaluate`, and their conversion into
 the frozen `TrainConfig`. Flags are read only here, from `main()`; library code receives the config."""
 
+import copy
 import dataclasses
+import os
 
 from absl import flags
 
 from consistency import config as config_lib
 
 FLAGS = flags.FLAGS
+# The resolved flags of a run, written into its --model_dir by `consistency.train`.
+FLAGS_FILE = "flags.txt"
 
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, summaries, resolved flags and metrics. A run "
                     "resumes automatically from the latest checkpoint found here.")
@@ -47,7 +51,8 @@ flags.DEFINE_integer("image_summary_every", 100, "Write image summaries every th
 flags.DEFINE_integer("eval_every", 0, "Evaluate and write metrics.json every this many steps; 0: only at the end.")
 flags.DEFINE_list("profile_steps", [], "START,END: write a TensorBoard profiler trace of these steps.")
 flags.DEFINE_string("export_dir", "", "After the last stage, export the segmenter of the last stage that trained "
-                    "one (consistency, efc or segmentation) to this SavedModel folder (see segmentation/export.py).")
+                    "one (consistency, efc or segmentation) to this SavedModel folder (see segmentation/export.py). A "
+                    "relative path is taken inside --model_dir (e.g. saved_model: <model_dir>/saved_model).")
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 
@@ -241,7 +246,7 @@ def config_from_flags(flag_values=None):
 
   Args:
     flag_values: the parsed `flags.FlagValues` to read (default: the global FLAGS); e.g. a run's flags.txt parsed
-      into a private copy (`consistency.kitti_flow_predict.read_run_config`).
+      into a private copy (`read_run_config`).
   """
   flag_values = FLAGS if flag_values is None else flag_values
   if not flag_values["model_dir"].value:
@@ -254,4 +259,57 @@ def config_from_flags(flag_values=None):
     elif isinstance(value, list):
       value = tuple(value)
     values[field.name] = value
+  if values["export_dir"] and not os.path.isabs(values["export_dir"]):
+    values["export_dir"] = os.path.join(values["model_dir"], values["export_dir"])
   return config_lib.TrainConfig(**values)
+
+
+def _flag_name(line):
+  """The flag a flagfile line sets ("--efc_flow_filters=8" -> "efc_flow_filters"), or None."""
+  line = line.strip()
+  if not line.startswith("--"):
+    return None
+  return line[2:].split("=", 1)[0]
+
+
+def read_run_config(model_dir, overrides=()):
+  """The `TrainConfig` of a run, from its `<model_dir>/flags.txt`, with `overrides` applied on top.
+
+  Only the lines naming TrainConfig fields are parsed, into private copies of those flags reset to their defaults:
+  the process's own flags (e.g. another command's --height) are left as they are and do not leak into the run's
+  config. The config's model_dir is `model_dir` (the run may have been moved).
+
+  Args:
+    model_dir: the run's --model_dir.
+    overrides: flag strings ("--eval_max_batches=0") applied after the run's own flags, e.g. a command line's.
+
+  Raises:
+    FileNotFoundError: naming flags.txt when it is missing.
+    ValueError: naming flags.txt when it does not parse into a valid TrainConfig.
+  """
+  path = os.path.join(model_dir, FLAGS_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No {path}: expected the resolved flags that consistency.train writes into its "
+                            "--model_dir.")
+  fields = {field.name for field in dataclasses.fields(config_lib.TrainConfig)}
+  values = flags.FlagValues()
+  for name in fields:
+    values[name] = copy.deepcopy(FLAGS[name])
+    values[name].unparse()
+  with open(path, encoding="utf-8", errors="replace") as f:
+    lines = [line.strip() for line in f]
+  booleans = {name for name in fields if isinstance(values[name].default, bool)}
+  negated = {f"no{name}" for name in booleans}  # how a flagfile writes a false boolean
+  kept = [line for line in lines if _flag_name(line) in fields | negated]
+  try:
+    values([FLAGS_FILE] + kept + list(overrides) + [f"--model_dir={model_dir}"])
+    return config_from_flags(values)
+  except (flags.Error, ValueError) as e:
+    raise ValueError(f"The run's flags {path} do not describe a valid training config: {e}") from None
+
+
+def given_on_command_line(flag_values=None):
+  """The TrainConfig flags set explicitly (command line or --flagfile) in `flag_values`, as flag strings."""
+  flag_values = FLAGS if flag_values is None else flag_values
+  return [flag_values[field.name].serialize() for field in dataclasses.fields(config_lib.TrainConfig)
+          if flag_values[field.name].present]

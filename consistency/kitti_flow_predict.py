@@ -23,8 +23,6 @@ as `consistency.evaluate` does); its own flags are defined only when it runs as 
 file or a checkpoint that does not match ends the command with one message naming the file, and exit status 1.
 """
 
-import copy
-import dataclasses
 import json
 import os
 import sys
@@ -35,7 +33,6 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import flags as flags_lib
 from consistency.stages import efc as efc_stage
 from datasets import kitti_flow
@@ -45,49 +42,8 @@ from segmentation import export as export_lib
 from segmentation import segmenter as segmenter_lib
 
 STAGE = "efc"
-FLAGS_FILE = "flags.txt"
 METRICS_FILE = "metrics.json"
 FLOW_NET_KEY = "flow_net"
-
-
-def _flag_name(line):
-  """The flag a flagfile line sets ("--efc_flow_filters=8" -> "efc_flow_filters"), or None."""
-  line = line.strip()
-  if not line.startswith("--"):
-    return None
-  return line[2:].split("=", 1)[0]
-
-
-def read_run_config(model_dir):
-  """The `TrainConfig` of a run, from its `<model_dir>/flags.txt`.
-
-  Only the lines naming TrainConfig fields are parsed, into private copies of those flags reset to their defaults:
-  the process's own flags (e.g. this command's --height) are left as they are and do not leak into the run's config.
-  The config's model_dir is `model_dir` (the run may have been moved).
-
-  Raises:
-    FileNotFoundError: naming flags.txt when it is missing.
-    ValueError: naming flags.txt when it does not parse into a valid TrainConfig.
-  """
-  path = os.path.join(model_dir, FLAGS_FILE)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"No {path}: expected the resolved flags that consistency.train writes into its "
-                            "--model_dir (the efc stage's flow branch is rebuilt from them).")
-  fields = {field.name for field in dataclasses.fields(config_lib.TrainConfig)}
-  values = flags.FlagValues()
-  for name in fields:
-    values[name] = copy.deepcopy(flags.FLAGS[name])
-    values[name].unparse()
-  with open(path, encoding="utf-8") as f:
-    lines = [line.strip() for line in f]
-  booleans = {name for name in fields if isinstance(values[name].default, bool)}
-  negated = {f"no{name}" for name in booleans}  # how a flagfile writes a false boolean
-  kept = [line for line in lines if _flag_name(line) in fields | negated]
-  try:
-    values([FLAGS_FILE] + kept + [f"--model_dir={model_dir}"])
-    return flags_lib.config_from_flags(values)
-  except (flags.Error, ValueError) as e:
-    raise ValueError(f"The run's flags {path} do not describe a valid training config: {e}") from None
 
 
 def load_networks(model_dir, checkpoint=None):
@@ -104,7 +60,7 @@ def load_networks(model_dir, checkpoint=None):
     FileNotFoundError: naming flags.txt, segmenter.json or the checkpoint location when missing.
     ValueError: naming the file when the flags are invalid or the checkpoint does not match the networks.
   """
-  config = read_run_config(model_dir)
+  config = flags_lib.read_run_config(model_dir)
   segmenter_config, input_size = export_lib.read_run(model_dir, STAGE)
   checkpoint = export_lib.find_checkpoint(model_dir, checkpoint, STAGE)
   segmenter = segmenter_lib.build_segmenter(segmenter_config)
@@ -115,7 +71,7 @@ def load_networks(model_dir, checkpoint=None):
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise ValueError(f"Checkpoint {checkpoint} does not restore the flow branch built from "
-                     f"{os.path.join(model_dir, FLAGS_FILE)} (--efc_* flags): {str(e)[:1000]}") from None
+                     f"{os.path.join(model_dir, flags_lib.FLAGS_FILE)} (--efc_* flags): {str(e)[:1000]}") from None
   status.expect_partial()  # the step and the optimizer are not restored
   logging.info("Restored the segmenter and the flow branch from %s.", checkpoint)
   return {"segmenter": segmenter, "flow_net": flow_net}, input_size, checkpoint

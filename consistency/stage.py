@@ -62,6 +62,22 @@ class Stage(abc.ABC):
     """Finite tf.data.Dataset of global batches for evaluation, or None."""
     return None
 
+  def preflight(self):
+    """Checks, before any stage of the run trains, what this stage needs that exists already: its settings and its
+    data (both datasets built, which indexes their splits, and the first batch of each decoded).
+
+    Stages add their own checks (e.g. image sizes that suit their networks) and call this. It must not need the
+    outputs of earlier stages, which do not exist yet.
+
+    Raises:
+      ValueError, OSError or datasets.labels.DataError naming the problem; tf.errors.OpError from a file that fails
+      to decode.
+    """
+    for dataset in (self.train_dataset(0), self.eval_dataset()):
+      if dataset is not None:
+        for _ in dataset.take(1):
+          pass
+
   @abc.abstractmethod
   def compute_losses(self, models, batch, step, training=True):
     """(losses, outputs): dict name -> weighted float32 scalar (cast model outputs to float32 before the loss under

@@ -23,15 +23,19 @@ from consistency import optimization
 
 
 class NonFiniteError(RuntimeError):
-  """A loss term or the gradient norm became NaN or Inf; the last good checkpoint is left as it was."""
+  """A loss term, the gradient norm or a weight became NaN or Inf; the last good checkpoint is left as it was."""
 
 
 class Interrupted(Exception):
-  """Training stopped on SIGTERM / SIGINT after saving a checkpoint."""
+  """Training or its evaluation stopped on SIGTERM / SIGINT; the checkpoint of the step reached is saved."""
 
-  def __init__(self, signum, step, path):
-    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved to {path}.")
+  def __init__(self, signum, step, path, during="training"):
+    super().__init__(f"Stopped by {signal.Signals(signum).name} during {during} at step {step}; checkpoint saved to "
+                     f"{path}. Run the same command again to continue.")
     self.signum = signum
+
+
+METRICS_FILE = "metrics.json"
 
 
 def untracked_variables(checkpoint, model):
@@ -42,6 +46,15 @@ def untracked_variables(checkpoint, model):
   """
   reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}  # the view holds a weak ref
   return [v.path for v in model.weights if id(v) not in reachable and id(getattr(v, "value", None)) not in reachable]
+
+
+def _remove_interrupted_saves(stage_dir):
+  """Deletes the `<prefix>_temp/` folders a checkpoint save killed midway leaves (a finished save renames its own)."""
+  for name in os.listdir(stage_dir):
+    path = os.path.join(stage_dir, name)
+    if name.startswith("ckpt-") and name.endswith("_temp") and os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+      logging.info("Removed %s, left by an interrupted checkpoint save.", path)
 
 
 def _local(value, strategy):
@@ -89,6 +102,15 @@ class Trainer:
     directory = stage_dir if self.is_chief else os.path.join(stage_dir, f"worker_tmp_{distribution.task_id(strategy)}")
     self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoints,
                                               step_counter=self.step)
+    self._float_weights = [v for v in self.checkpoint_variables() if tf.as_dtype(v.dtype).is_floating]
+    self._all_finite = tf.function(
+        lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self._float_weights]), autograph=False)
+    if self.is_chief:
+      _remove_interrupted_saves(stage_dir)
+
+  def checkpoint_variables(self):
+    """Every variable the stage's checkpoint holds: the models' weights and the optimizer's slots."""
+    return [v for model in self.models.values() for v in model.weights] + list(self.optimizer.variables)
 
   # --------------------------------------------------------------------------------------------------------------
   # Checkpoints.
@@ -129,7 +151,20 @@ class Trainer:
     logging.info("Warm-started %s from %s.", part, source)
 
   def save(self):
-    path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+    """Saves a checkpoint of the current step; never one holding a NaN or Inf.
+
+    Raises:
+      NonFiniteError: when a weight or optimizer slot is not finite (an update overflowed although the loss and the
+        gradient were finite, e.g. a learning rate far too large); nothing is saved.
+    """
+    step = int(self.step.numpy())
+    if not bool(self._all_finite()):
+      bad = [v.path for v in self._float_weights if not np.all(np.isfinite(v.numpy()))]
+      raise NonFiniteError(
+          f"{self.stage.name}: {len(bad)} variables became non-finite by step {step} although the loss and the "
+          f"gradient were finite (an update overflowed: is --learning_rate={self.config.learning_rate:g} far too "
+          f"large?), e.g. {bad[:3]}. Nothing was saved; the last good checkpoint in {self.stage_dir} is untouched.")
+    path = self.manager.save(checkpoint_number=step)
     if not self.is_chief:
       shutil.rmtree(self.manager.directory, ignore_errors=True)
     return path
@@ -228,20 +263,54 @@ class Trainer:
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
   def train(self):
-    """Trains to `config.train_steps`, resuming if possible. Returns the last step's losses (floats)."""
-    config, stage = self.config, self.stage
+    """Trains to `config.train_steps`, resuming if possible, then evaluates unless metrics.json already holds the
+    final step's metrics (a rerun of a finished run whose evaluation was interrupted evaluates).
+
+    SIGTERM / SIGINT stop training at the end of the current loop, or evaluation at the end of the current batch,
+    with the checkpoint of the step reached saved (`Interrupted`).
+
+    Returns:
+      The last step's losses (floats); {} when the stage was already trained.
+    """
     self.restore_or_warm_start()
-    step = int(self.step.numpy())
-    if step >= config.train_steps:
-      logging.info("%s: already trained to step %d.", stage.name, step)
-      return {}
+    previous_handlers = self._install_signal_handlers()
+    try:
+      step = int(self.step.numpy())
+      if step >= self.config.train_steps:
+        logging.info("%s: already trained to step %d.", self.stage.name, step)
+        losses = {}
+      else:
+        losses = self._train_to_end(step)
+      if self.stage.eval_dataset() is not None and not self._has_final_metrics():
+        self.evaluate()
+    finally:
+      for sig, previous in previous_handlers.items():
+        signal.signal(sig, previous)
+    return losses
+
+  def _has_final_metrics(self):
+    path = os.path.join(self.stage_dir, METRICS_FILE)
+    try:
+      with open(path, encoding="utf-8") as f:
+        return json.load(f).get("step") == int(self.step.numpy())
+    except (OSError, ValueError, AttributeError):
+      return False
+
+  def _checkpoint_of_this_step(self):
+    """The latest checkpoint if it holds the current step, else a new one."""
+    latest = self.manager.latest_checkpoint
+    if latest and latest.endswith(f"-{int(self.step.numpy())}"):
+      return latest
+    return self.save()
+
+  def _train_to_end(self, step):
+    config, stage = self.config, self.stage
     writer = (tf.summary.create_file_writer(os.path.join(self.stage_dir, "train")) if self.is_chief
               else tf.summary.create_noop_writer())
     dataset = self.strategy.experimental_distribute_dataset(stage.train_dataset(step))
     iterator = iter(dataset)
     image_batch = next(iter(stage.train_dataset(0))) if config.image_summary_every > 0 else None
     loop = self._build_loop()
-    previous_handlers = self._install_signal_handlers()
     profiling = False
     losses = {}
     run_start, run_start_step = time.perf_counter(), step
@@ -282,15 +351,11 @@ class Trainer:
         if config.eval_every and step % config.eval_every == 0 and step < config.train_steps:
           self.evaluate()
         if self._stop_signal is not None:
-          raise Interrupted(self._stop_signal, step, self.save())
+          raise Interrupted(self._stop_signal, step, self._checkpoint_of_this_step())
     finally:
       if profiling:
         tf.profiler.experimental.stop()
-      for sig, previous in previous_handlers.items():
-        signal.signal(sig, previous)
       writer.flush()
-    if stage.eval_dataset() is not None:
-      self.evaluate()
     return losses
 
   def _write_scalars(self, losses, stats):
@@ -333,13 +398,18 @@ class Trainer:
       self._eval_batch = eval_batch
     totals = None
     for batch in strategy.experimental_distribute_dataset(dataset):
+      if self._stop_signal is not None:
+        raise Interrupted(self._stop_signal, int(self.step.numpy()), self._checkpoint_of_this_step(),
+                          during="evaluation")
       values = {k: v.numpy() for k, v in self._eval_batch(batch).items()}
       totals = values if totals is None else {k: totals[k] + values[k] for k in totals}
     metrics = self.stage.eval_result(totals)
     metrics["step"] = int(self.step.numpy())
     if self.is_chief:
-      with open(os.path.join(self.stage_dir, "metrics.json"), "w", encoding="utf-8") as f:
+      path = os.path.join(self.stage_dir, METRICS_FILE)
+      with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
+      os.replace(path + ".tmp", path)  # a reader (or a kill) never sees half a file
       if self._eval_writer is None:
         self._eval_writer = tf.summary.create_file_writer(os.path.join(self.stage_dir, "eval"))
       with self._eval_writer.as_default(step=metrics["step"]):

@@ -16,9 +16,12 @@ Ground truth is exact: depth is the z-depth of the rendered ray hit rounded to t
 the surface hit, pose and K are the ones rendered with. Scene k depends only on (seed, k, frames, size, fps, noise),
 so the same arguments give byte-identical files and a larger `num_scenes` only adds scenes.
 
-A scene folder holding `synthetic_scene.json` with the same parameters and all frames is complete and is skipped;
-any other scene folder is deleted and rendered again. Every file is written under a temporary name and renamed, and
-the description is written last, so an interrupted run never leaves a scene that looks complete.
+The generator writes only into a folder it made: `<output_dir>/.synthetic_dataset` marks it, and any other non-empty
+folder (a real dataset given by mistake, e.g. `--data_root` without `--dataset`) is refused, untouched. Inside its own
+folder, a scene holding `synthetic_scene.json` with the same parameters and all frames is complete and is skipped; any
+other scene is rendered again, after deleting only the files the generator writes (frames, intrinsics, temporaries).
+Every file is written under a temporary name and renamed, and the description is written last, so an interrupted run
+never leaves a scene that looks complete.
 
 Command (about 30 s for the default 20 scenes x 100 frames at 128x160 on 2 idle CPU cores; ~100 frames/s):
   python -m datasets.synthetic --output_dir=/tmp/synthetic --num_scenes=20 --frames_per_scene=100 \\
@@ -31,7 +34,7 @@ import json
 import math
 import numbers
 import os
-import shutil
+import re
 import time
 
 from absl import app
@@ -46,6 +49,8 @@ from datasets import synthetic_scene
 
 DEFAULT_FPS = 10.0  # ScanNet's 30 fps subsampled by 3
 SCENE_DESCRIPTION = "synthetic_scene.json"
+# Written first into a folder the generator creates (or finds empty): the only folders it writes into or deletes from.
+MARKER = ".synthetic_dataset"
 TRAIN_SPLIT = "scannetv2_train.txt"
 VAL_SPLIT = "scannetv2_val.txt"
 # Bumped whenever the rendering changes, so stale scenes are rendered again.
@@ -53,6 +58,10 @@ GENERATOR_VERSION = 1
 # zlib level of the PNGs: 1 is several times faster to encode than the default 6, for ~15% larger files.
 PNG_COMPRESS_LEVEL = 1
 FRAME_FOLDERS = ("color", "depth", "label", "pose")
+INTRINSICS_FILES = ("intrinsic_color.txt", "intrinsic_depth.txt", "extrinsic_color.txt", "extrinsic_depth.txt")
+# The names of the files `render_scene` writes into FRAME_FOLDERS, and of the temporaries of `_write_atomic`.
+_FRAME_FILE = re.compile(r"\d+\.(png|txt)")
+_TEMPORARY_FILE = re.compile(r".+\.tmp\d+")
 
 
 def scene_name(index):
@@ -136,8 +145,7 @@ def _write_intrinsics(scene_dir, intrinsics):
   text = _matrix_text(k, synthetic_camera.INTRINSICS_DECIMALS).encode()
   identity = _matrix_text(np.eye(4), synthetic_camera.INTRINSICS_DECIMALS).encode()
   folder = os.path.join(scene_dir, "intrinsic")
-  for name, data in (("intrinsic_color.txt", text), ("intrinsic_depth.txt", text), ("extrinsic_color.txt", identity),
-                     ("extrinsic_depth.txt", identity)):
+  for name, data in zip(INTRINSICS_FILES, (text, text, identity, identity)):
     _write_atomic(os.path.join(folder, name), data)
 
 
@@ -165,6 +173,47 @@ def _frames_complete(scene_dir, num_frames):
     if not all(f"{i}{extension}" in names for i in range(num_frames)):
       return False
   return True
+
+
+def claim_output_dir(output_dir):
+  """Makes `output_dir` the generator's own (creating it and its marker), or checks that it already is.
+
+  A folder is the generator's when it holds the marker, is new or empty, or holds only what an older version of the
+  generator wrote (split files and scene folders each with a `synthetic_scene.json`; the marker is then added).
+
+  Raises:
+    ValueError: naming the folder when it holds anything else; nothing in it is changed.
+  """
+  os.makedirs(output_dir, exist_ok=True)
+  marker = os.path.join(output_dir, MARKER)
+  if os.path.exists(marker):
+    return
+  foreign = [name for name in sorted(os.listdir(output_dir))
+             if name not in (TRAIN_SPLIT, VAL_SPLIT)
+             and not os.path.isfile(os.path.join(output_dir, name, SCENE_DESCRIPTION))]
+  if foreign:
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    raise ValueError(
+        f"{output_dir} is not empty and was not made by the synthetic generator (no {MARKER} marker; it holds "
+        f"{shown}). Refusing to write there, so that nothing of yours is overwritten or deleted. Give an empty or new "
+        "folder for the synthetic video, or, if this is a real dataset, name it with --dataset (scannet, cityscapes, "
+        "camvid, kitti_raw).")
+  _write_atomic(marker, json.dumps({"generator": "datasets.synthetic", "version": GENERATOR_VERSION}).encode())
+
+
+def _remove_generated_files(scene_dir):
+  """Deletes the files `render_scene` writes (and its temporaries) from a scene folder, and nothing else."""
+  for folder, pattern in [(folder, _FRAME_FILE) for folder in FRAME_FOLDERS] + [("intrinsic", None)]:
+    path = os.path.join(scene_dir, folder)
+    if not os.path.isdir(path):
+      continue
+    for name in os.listdir(path):
+      generated = name in INTRINSICS_FILES if pattern is None else pattern.fullmatch(name)
+      if generated or _TEMPORARY_FILE.fullmatch(name):
+        os.remove(os.path.join(path, name))
+  for name in os.listdir(scene_dir):
+    if name == SCENE_DESCRIPTION or _TEMPORARY_FILE.fullmatch(name):
+      os.remove(os.path.join(scene_dir, name))
 
 
 def render_scene(scene_dir, scene, color_noise=0.0, noise_seed=None):
@@ -199,7 +248,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
   """Generates (or completes) the synthetic dataset in `output_dir`; see the module docstring for the layout.
 
   Args:
-    output_dir: the dataset root; created if missing.
+    output_dir: the dataset root: new, empty, or made by this generator (see `claim_output_dir`).
     num_scenes: number of scenes (rooms), scene0000_00 ... .
     frames_per_scene: frames per scene, ids 0 .. frames_per_scene - 1.
     height, width: image size in pixels (color, depth and labels alike).
@@ -214,13 +263,14 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
     The list of the num_scenes scene folders.
 
   Raises:
-    ValueError: naming a bad argument, or a complete scene made with different parameters.
+    ValueError: naming a bad argument, a complete scene made with different parameters, or an output_dir that holds
+      anything the generator did not write.
   """
   check_arguments(num_scenes, frames_per_scene, height, width, seed, fps, color_noise)
   output_dir = os.fspath(output_dir)
   if not output_dir:
     raise ValueError("output_dir must be a non-empty path. Received: output_dir=''")
-  os.makedirs(output_dir, exist_ok=True)
+  claim_output_dir(output_dir)
   scene_dirs = []
   for index in range(num_scenes):
     name = scene_name(index)
@@ -238,7 +288,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
         continue
     if os.path.exists(scene_dir):
       logging.info("%s: %s, rendering it again.", name, "overwriting" if overwrite else "incomplete")
-      shutil.rmtree(scene_dir)
+      _remove_generated_files(scene_dir)
     start = time.perf_counter()
     scene = make_scene(seed, index, frames_per_scene, height, width, fps)
     render_scene(scene_dir, scene, color_noise, noise_seed=[seed, index, 1])
@@ -257,8 +307,9 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
 
 def define_flags():
   """The command's flags; defined only when run as a program, so importing this module defines none."""
-  flags.DEFINE_string("output_dir", None, "Dataset root to write (created if missing); scenes already complete there "
-                      "with the same parameters are skipped.")
+  flags.DEFINE_string("output_dir", None, "Dataset root to write: a new or empty folder, or one this command made "
+                      "(scenes already complete there with the same parameters are skipped); any other folder is "
+                      "refused.")
   flags.DEFINE_integer("num_scenes", 20, "Number of scenes (rooms) scene0000_00, scene0001_00, ...; every fifth (and "
                        "at least one of two or more) is listed in scannetv2_val.txt, the rest in scannetv2_train.txt.")
   flags.DEFINE_integer("frames_per_scene", 100, "Frames per scene (ids 0 .. N-1).")

@@ -33,7 +33,7 @@ def _write_run(model_dir, extra_flags=()):
   values(["train", f"--model_dir={model_dir}", *RUN_FLAGS, *extra_flags])
   config = flags_lib.config_from_flags(values)
   os.makedirs(model_dir, exist_ok=True)
-  values.append_flags_into_file(os.path.join(model_dir, kitti_flow_predict.FLAGS_FILE))
+  values.append_flags_into_file(os.path.join(model_dir, flags_lib.FLAGS_FILE))
   stage = efc_stage.EfcStage(config)
   trainer = trainer_lib.Trainer(stage, config, distribution.create_strategy(1), os.path.join(model_dir, "efc"))
   finest = trainer.models["flow_net"].predict_flow_2
@@ -55,7 +55,7 @@ def kitti_root(tmp_path_factory):
 
 def test_the_run_config_round_trips_through_flags_txt(run):
   model_dir, config = run
-  assert kitti_flow_predict.read_run_config(model_dir) == config
+  assert flags_lib.read_run_config(model_dir) == config
   assert not flags.FLAGS["height"].present  # parsed into private copies: the process's flags are untouched
 
 
@@ -88,9 +88,9 @@ def test_missing_run_files_and_mismatched_flow_branch_are_named(run, kitti_root,
   # The flags say the flow branch is twice as wide as the one checkpointed.
   other = str(tmp_path / "other")
   os.makedirs(other)
-  with open(os.path.join(model_dir, kitti_flow_predict.FLAGS_FILE), encoding="utf-8") as f:
+  with open(os.path.join(model_dir, flags_lib.FLAGS_FILE), encoding="utf-8") as f:
     text = f.read()
-  with open(os.path.join(other, kitti_flow_predict.FLAGS_FILE), "w", encoding="utf-8") as f:
+  with open(os.path.join(other, flags_lib.FLAGS_FILE), "w", encoding="utf-8") as f:
     f.write(text.replace("--efc_flow_filters=8", "--efc_flow_filters=16"))
   os.symlink(os.path.join(model_dir, "efc"), os.path.join(other, "efc"))
   with pytest.raises(ValueError, match=r"ckpt-0 does not restore the flow branch built from .*flags\.txt"):
