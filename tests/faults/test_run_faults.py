@@ -115,6 +115,10 @@ def test_model_dir_that_is_a_file_is_one_line(tmp_path):
   path.write_text("not a folder")
   with pytest.raises(train.RunError, match=r"--model_dir=.*file is a file, not a folder"):
     train.check_model_dir(str(path))
+  with pytest.raises(train.RunError, match=r"--model_dir=.*file/run cannot be written"):
+    train.check_model_dir(str(path / "run"))
+  with pytest.raises(train.RunError, match=r"--model_dir=/proc/run cannot be written"):  # read-only, even for root
+    train.check_model_dir("/proc/run")
   train.check_model_dir(str(tmp_path / "new" / "run"))
   assert os.listdir(tmp_path / "new" / "run") == []  # the write check leaves nothing behind
 
