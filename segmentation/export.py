@@ -13,11 +13,15 @@ writes to --output_dir:
                                  -> class_ids [N, H, W] int32 (argmax), probabilities [N, H, W, C] float32 (softmax)
                                The images are scaled to [0, 1] and resized (bilinear) to the training resolution; the
                                logits are resized (bilinear) back to the image size before the softmax and argmax.
+                               The signature declares `images` as uint8 of any shape and checks the shape itself, so
+                               that another rank, RGBA or grey images, or H or W of 0 fail with InvalidArgumentError
+                               "images must be uint8 [N, H, W, 3] ..." and the shape received, not deep in the model.
   assets/labels.json           class names, palette (RGB per class), the model input size and where it came from.
 
-The restore fails, naming the checkpoint, unless every variable of the segmenter is restored and the checkpoint holds
-no other segmenter variables. The SavedModel needs nothing of this project to load: `tf.saved_model.load(path)`.
-This module never imports training code.
+The restore fails, naming the checkpoint, unless every variable of the segmenter is restored, the checkpoint holds
+no other segmenter variables, and every restored value is finite (a checkpoint saved after training diverged holds NaN
+or Inf: the error names some of those variables). The SavedModel needs nothing of this project to load:
+`tf.saved_model.load(path)`. This module never imports training code.
 """
 
 import json
@@ -132,45 +136,102 @@ def _checkpoint_variable_count(checkpoint, key):
   return sum(any(a.name == "VARIABLE_VALUE" for a in graph.nodes[n].attributes) for n in seen)
 
 
-def restore_segmenter(model, checkpoint):
-  """Restores only the segmenter's variables from a training checkpoint; every one of them, or fails.
-
-  `tf.train.Checkpoint(segmenter=model).read(...)` with `assert_existing_objects_matched()` checks the objects the
-  model tracks; two more checks close the gaps it leaves: every variable of `model` is filled with NaN first and must
-  hold a value from the checkpoint afterwards (variables that the checkpoint's object graph never reaches, e.g. of
-  sub-layers kept in plain Python lists, stay NaN), and the checkpoint must hold no more segmenter variables than the
-  model has (a larger architecture would otherwise restore silently into a smaller one).
-
-  Args:
-    model: a built Keras segmenter.
-    checkpoint: checkpoint prefix (e.g. .../ckpt-1000).
-
-  Raises:
-    ValueError: naming the checkpoint, when the variables do not match.
-  """
-  for variable in model.variables:
-    if _is_float(variable):
-      variable.assign(tf.fill(variable.shape, float("nan")))
-  hint = ("Was the checkpoint written with the config in segmenter.json (tf.train.Checkpoint(..., "
-          f"{CHECKPOINT_KEY}=model))?")
+def _read_checkpoint(model, checkpoint, hint):
+  """tf.train.Checkpoint(segmenter=model).read(checkpoint): the load status (the step and optimizer stay unused)."""
   try:
     status = tf.train.Checkpoint(**{CHECKPOINT_KEY: model}).read(checkpoint)
     # The step and the optimizer's variables are meant to stay unused: no warnings about them.
     status.expect_partial()
   except (ValueError, tf.errors.OpError) as e:  # e.g. a variable of another shape
     raise ValueError(f"Checkpoint {checkpoint} does not match the segmenter: {str(e)[:1000]} {hint}") from None
+  return status
+
+
+def _unrestored_variables(model, checkpoint, hint):
+  """Restores `model` from `checkpoint`; returns (the float variables it did not restore, the status's complaint).
+
+  A variable that the checkpoint restores holds the checkpoint's value whatever it held before; one that it does not
+  restore keeps its value. Every float variable is filled with NaN before the read; those all NaN afterwards were
+  either not restored or restored from an all-NaN value (a checkpoint saved after training diverged), which NaN alone
+  cannot tell apart. So these are filled with 0 and read again: a variable both all NaN after the first read and all
+  0 after the second was not restored (a restored one holds the same checkpoint value after both).
+  """
+  floats = [v for v in model.variables if _is_float(v) and v.shape.num_elements() != 0]
+  for variable in floats:
+    variable.assign(tf.fill(variable.shape, float("nan")))
+  status = _read_checkpoint(model, checkpoint, hint)
   try:
     status.assert_existing_objects_matched()
     unmatched = None
   except AssertionError as e:
     unmatched = str(e)
-  missing = [v.path for v in model.variables if _is_float(v) and np.isnan(v.numpy()).any()]
+  candidates = [v for v in floats if np.isnan(v.numpy()).all()]
+  if not candidates:
+    return [], unmatched
+  for variable in candidates:
+    variable.assign(tf.zeros(variable.shape, variable.dtype))
+  _read_checkpoint(model, checkpoint, hint)
+  return [v for v in candidates if not np.any(v.numpy())], unmatched
+
+
+def _other_checkpoints(checkpoint):
+  """The other checkpoint prefixes next to `checkpoint` (their base names, in step order where numbered)."""
+  def order(name):
+    number = name.rsplit("-", 1)[-1]
+    return (0, int(number), name) if number.isdigit() else (1, 0, name)
+  names = {os.path.basename(path)[:-len(".index")]
+           for path in tf.io.gfile.glob(os.path.join(os.path.dirname(checkpoint), "*.index"))}
+  return sorted(names - {os.path.basename(checkpoint)}, key=order)
+
+
+def check_finite(model, checkpoint):
+  """Fails, naming the checkpoint and some variables, when a float variable of the restored `model` is NaN or Inf.
+
+  Raises:
+    ValueError: naming the checkpoint, the non-finite variables (up to 5, with how many of their values are not
+      finite) and the other checkpoints of its folder.
+  """
+  floats = [v for v in model.variables if _is_float(v)]
+  bad = []
+  for variable in floats:
+    finite = np.isfinite(variable.numpy())
+    if not finite.all():
+      bad.append(f"{variable.path} ({finite.size - int(finite.sum())} of {finite.size} values)")
+  if bad:
+    others = _other_checkpoints(checkpoint)
+    raise ValueError(
+        f"Checkpoint {checkpoint} holds non-finite weights: {len(bad)} of the {len(floats)} float variables of the "
+        f"segmenter hold NaN or Inf, e.g. {', '.join(bad[:5])}. Training had probably diverged when it was saved; "
+        "export an earlier checkpoint with --checkpoint=PREFIX" + (
+            f" (next to it: {', '.join(others[-5:])})." if others else " (there is no other one next to it)."))
+
+
+def restore_segmenter(model, checkpoint):
+  """Restores only the segmenter's variables from a training checkpoint; every one of them, or fails.
+
+  `tf.train.Checkpoint(segmenter=model).read(...)` with `assert_existing_objects_matched()` checks the objects the
+  model tracks; two more checks close the gaps it leaves: every variable of `model` must hold a value from the
+  checkpoint afterwards (variables that the checkpoint's object graph never reaches, e.g. of sub-layers kept in plain
+  Python lists, keep the values they held: see `_unrestored_variables`), and the checkpoint must hold no more
+  segmenter variables than the model has (a larger architecture would otherwise restore silently into a smaller one).
+  Last, the restored values must be finite.
+
+  Args:
+    model: a built Keras segmenter.
+    checkpoint: checkpoint prefix (e.g. .../ckpt-1000).
+
+  Raises:
+    ValueError: naming the checkpoint, when the variables do not match or are not all finite.
+  """
+  hint = ("Was the checkpoint written with the config in segmenter.json (tf.train.Checkpoint(..., "
+          f"{CHECKPOINT_KEY}=model))?")
+  missing, unmatched = _unrestored_variables(model, checkpoint, hint)
   if missing:
     untracked = "" if unmatched else (
         " The checkpoint's object graph never reaches them: tf.train.Checkpoint does not track sub-layers held only "
         "in Python lists or dicts under Keras 3, so they were never saved.")
     raise ValueError(f"Checkpoint {checkpoint} does not restore {len(missing)} of the {len(model.variables)} "
-                     f"variables of the segmenter (or holds NaN in them), e.g. {missing[:5]}. {hint}{untracked}")
+                     f"variables of the segmenter, e.g. {[v.path for v in missing[:5]]}. {hint}{untracked}")
   if unmatched:
     raise ValueError(f"Checkpoint {checkpoint} does not match the segmenter: {unmatched[:1000]} {hint}")
   expected = sum(_is_variable(obj) for obj in tf.train.TrackableView(model).descendants())
@@ -178,6 +239,7 @@ def restore_segmenter(model, checkpoint):
   if found != expected:
     raise ValueError(f"Checkpoint {checkpoint} holds {found} variables under {CHECKPOINT_KEY!r}; the segmenter built "
                      f"from the config has {expected}. {hint}")
+  check_finite(model, checkpoint)
 
 
 class SegmenterServing(tf.Module):
@@ -199,9 +261,12 @@ class SegmenterServing(tf.Module):
     self.model_variables = list(model.variables)
     height, width = (int(s) for s in input_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)])
+    # No shape in the signature: with [None, None, None, 3] TensorFlow would take the rank as known and drop a rank
+    # check at trace time, and a caller of the loaded signature can feed any shape anyway.
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name=INPUT_NAME)])
     def serve(images):
       """images [N, H, W, 3] uint8 -> {"class_ids": [N, H, W] int32, "probabilities": [N, H, W, C] float32}."""
+      images = check_images(images)
       image_size = tf.shape(images)[1:3]
       x = tf.cast(images, tf.float32) / 255.0
       x = tf.image.resize(x, [height, width], method="bilinear")
@@ -211,6 +276,23 @@ class SegmenterServing(tf.Module):
               "probabilities": tf.nn.softmax(logits, axis=-1)}
 
     self.serve = serve
+
+
+def check_images(images):
+  """Checks the shape of `images` at run time; returns them with the static shape [N, H, W, 3].
+
+  Another rank, a channel count other than 3, or H or W of 0 fail here with InvalidArgumentError, saying what is
+  expected and the shape received, instead of deep in the model ("convolution input must be 4-dimensional").
+  """
+  shape = tf.shape(images)
+  # Padded, so that reading the dimensions of a tensor of another rank cannot fail before the assertion.
+  dims = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)[:4]
+  valid = tf.reduce_all([tf.equal(tf.size(shape), 4), tf.equal(dims[3], 3), dims[1] > 0, dims[2] > 0])
+  check = tf.debugging.Assert(valid, [
+      f"{SIGNATURE_KEY}: {INPUT_NAME} must be uint8 [N, H, W, 3] (a batch of RGB images, H and W at least 1; convert "
+      "grey or RGBA images to RGB first), received shape", shape], summarize=8, name="check_images")
+  with tf.control_dependencies([check]):
+    return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
 
 
 def label_description(num_classes, input_size):
@@ -284,7 +366,7 @@ def export(model_dir, output_dir, checkpoint=None, stage=STAGE_DIR):
 
   Raises:
     FileNotFoundError: naming segmenter.json or the checkpoint location when missing.
-    ValueError: naming the checkpoint when its variables do not match the config.
+    ValueError: naming the checkpoint when its variables do not match the config or hold NaN or Inf.
   """
   config, input_size = read_run(model_dir, stage)
   checkpoint = find_checkpoint(model_dir, checkpoint, stage)

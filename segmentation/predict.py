@@ -1,15 +1,25 @@
 """Segments images with an exported segmenter SavedModel and writes colour masks, overlays and class maps.
 
     python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=photo.jpg --output_dir=/tmp/pred
-    python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=folder/ --output_dir=/tmp/pred
+    python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=folder/ --output_dir=/tmp/pred \
+        [--overwrite]
 
 --input is one image or a folder, whose .png / .jpg / .jpeg images are all taken, sorted by name. For each image
 <stem>.<ext> it writes to --output_dir:
   <stem>_mask.png      the class map in the palette of the SavedModel's assets/labels.json (RGB)
   <stem>_overlay.png   the image blended 50/50 with the mask (RGB)
   <stem>_classes.png   the class ids (8-bit grey)
-all at the image's own size. Only TensorFlow, NumPy and Pillow are needed: the SavedModel (from
-`python -m segmentation.export`) is loaded with `tf.saved_model.load`, without building the Keras model.
+all at the image's own size. Grey, palette and RGBA images are converted to RGB (alpha is dropped); 16-bit PNGs are
+scaled to 8 bits (v / 257, rounded; Pillow keeps the high byte of 16-bit colour PNGs). Only TensorFlow, NumPy and
+Pillow are needed: the SavedModel (from `python -m segmentation.export`) is loaded with `tf.saved_model.load`, without
+building the Keras model.
+
+Nothing is lost: every output path is checked before anything is written. An existing output file is an error that
+lists them all, unless --overwrite is given; an output that is one of the input images (e.g. --output_dir equal to the
+input folder, which holds both cat.png and cat_mask.png) is an error even with --overwrite. The files written carry a
+PNG text chunk (`segmentation.predict`: the input file name), so that a folder holding earlier outputs next to its
+images can be segmented again: files with an output name (<x>_mask.png, ...) and that chunk are not taken as inputs,
+while an image of the user's that merely has such a name is an input like any other (and is never overwritten).
 """
 
 import json
@@ -22,14 +32,20 @@ from absl import flags
 from absl import logging
 import numpy as np
 from PIL import Image
+from PIL import PngImagePlugin
 import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SIGNATURE_KEY = "serving_default"
+INPUT_NAME = "images"
 LABELS_FILE = "labels.json"
 # Weight of the image in the overlay (the mask gets the rest).
 OVERLAY_IMAGE_WEIGHT = 0.5
 OUTPUT_SUFFIXES = ("_mask.png", "_overlay.png", "_classes.png")
+# PNG text chunk key of every written output; its value is the input image's file name.
+OUTPUT_MARKER = "segmentation.predict"
+# At most this many conflicting paths are listed in an error.
+MAX_LISTED = 10
 
 
 def read_labels(saved_model):
@@ -58,8 +74,25 @@ def read_labels(saved_model):
   return description
 
 
+def is_output(path):
+  """Whether `path` is a file that predict wrote: an output name (<x>_mask.png, ...) and predict's PNG text chunk.
+
+  An image that merely has an output name is not one (nor is a file that cannot be opened: it stays an input, and
+  reading it names it).
+  """
+  if not os.path.basename(path).endswith(OUTPUT_SUFFIXES):
+    return False
+  try:
+    with Image.open(path) as image:
+      return image.format == "PNG" and OUTPUT_MARKER in image.info
+  except (OSError, ValueError, Image.DecompressionBombError):
+    return False
+
+
 def list_images(inputs):
   """The image paths of `inputs`: one image file, or the .png/.jpg/.jpeg files of a folder, sorted by name.
+
+  Files of a folder that predict wrote (see `is_output`) are not taken; a file named explicitly always is.
 
   Args:
     inputs: a path, or a list of paths (each an image or a folder).
@@ -74,9 +107,18 @@ def list_images(inputs):
     if os.path.isdir(item):
       found = sorted(os.path.join(item, name) for name in os.listdir(item)
                      if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(item, name)))
+      outputs = {path for path in found if is_output(path)}
+      if outputs:
+        logging.info("Not segmenting %d files of %s that segmentation.predict wrote, e.g. %s.", len(outputs), item,
+                     os.path.basename(min(outputs)))
+        found = [path for path in found if path not in outputs]
       if not found:
         raise FileNotFoundError(f"No image in the folder {item}: expected files ending in "
-                                f"{', '.join(IMAGE_EXTENSIONS)}.")
+                                f"{', '.join(IMAGE_EXTENSIONS)}" + (
+                                    f" ({_plural(len(outputs), 'file')} there "
+                                    f"{'was' if len(outputs) == 1 else 'were'} written by segmentation.predict: not "
+                                    "taken as input)"
+                                    if outputs else "") + ".")
       paths += found
     elif os.path.isfile(item):
       paths.append(item)
@@ -91,14 +133,94 @@ def list_images(inputs):
   return paths
 
 
-def read_image(path):
-  """[H, W, 3] uint8 RGB of an image file (grey, palette and RGBA images are converted; alpha is dropped).
+def output_paths(paths, output_dir):
+  """[[mask, overlay, classes], ...]: the three output paths of each image path, in order."""
+  return [[os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + suffix)
+           for suffix in OUTPUT_SUFFIXES] for path in paths]
+
+
+def _plural(count, noun):
+  return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _listing(paths):
+  shown = ", ".join(paths[:MAX_LISTED])
+  return shown + (f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else "")
+
+
+def check_outputs(paths, outputs, output_dir, overwrite=False):
+  """Fails, before anything is written, when writing `outputs` would replace an input or (without overwrite) a file.
+
+  Args:
+    paths: the input image paths.
+    outputs: the output paths, as `output_paths` gives them.
+    output_dir: the output folder (for the messages).
+    overwrite: whether existing output files (never inputs) may be replaced.
 
   Raises:
-    ValueError: naming the file when it cannot be decoded.
+    FileExistsError: naming the output folder and the conflicting files: outputs that are input images (the same file,
+      through links too), outputs that are folders, or (without overwrite) outputs that exist.
+  """
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise FileExistsError(f"--output_dir {output_dir} is a file, not a folder.")
+  # Inputs by (device, inode): an output that is the same file as an input, whatever its path, is found.
+  inputs = {}
+  for path in paths:
+    stat = os.stat(path)
+    inputs[(stat.st_dev, stat.st_ino)] = path
+  into_inputs, folders, existing = [], [], []
+  for image_outputs in outputs:
+    for output in image_outputs:
+      if not os.path.lexists(output):
+        continue
+      try:
+        stat = os.stat(output)
+      except OSError:  # a dangling link: writing would create its target
+        existing.append(output)
+        continue
+      if (stat.st_dev, stat.st_ino) in inputs:
+        into_inputs.append(f"{output} (also the input {inputs[(stat.st_dev, stat.st_ino)]})"
+                           if os.path.abspath(inputs[(stat.st_dev, stat.st_ino)]) != os.path.abspath(output)
+                           else output)
+      elif os.path.isdir(output):
+        folders.append(output)
+      else:
+        existing.append(output)
+  if into_inputs:
+    raise FileExistsError(
+        f"Writing to {output_dir} would overwrite {len(into_inputs)} of the input images, which are read only: "
+        f"{_listing(into_inputs)}. Choose an --output_dir outside the input set (--overwrite never replaces an "
+        "input image).")
+  if folders:
+    raise FileExistsError(f"{_plural(len(folders), 'output path')} in {output_dir} "
+                          f"{'is a folder' if len(folders) == 1 else 'are folders'}: {_listing(folders)}. Move "
+                          f"{'it' if len(folders) == 1 else 'them'} or choose another --output_dir.")
+  if existing and not overwrite:
+    raise FileExistsError(f"{_plural(len(existing), 'output file')} already exist{'s' if len(existing) == 1 else ''} "
+                          f"in {output_dir}: {_listing(existing)}. Pass --overwrite to replace "
+                          f"{'it' if len(existing) == 1 else 'them'}, or choose another --output_dir.")
+
+
+def read_image(path):
+  """[H, W, 3] uint8 RGB of an image file.
+
+  Grey, palette, CMYK and RGBA images are converted (alpha is dropped). 16-bit grey PNGs are scaled to 8 bits by
+  v / 257, rounded (0 -> 0, 65535 -> 255); Pillow reads 16-bit colour PNGs as their high bytes (v >> 8).
+
+  Raises:
+    ValueError: naming the file when it cannot be decoded or its pixel format is not one of these.
   """
   try:
     with Image.open(path) as image:
+      if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey (Pillow's "I" for some PNGs)
+        values = np.asarray(image).astype(np.float64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+          raise ValueError(f"{image.mode} pixels outside 0..65535 (from {values.min():g} to {values.max():g})")
+        grey = np.round(values / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., np.newaxis], 3, axis=-1)
+      if image.mode in ("F",) or image.mode.startswith(("I;", "BGR")):
+        raise ValueError(f"pixel format {image.mode} is not supported: expected 8- or 16-bit grey, palette, RGB or "
+                         "RGBA")
       return np.asarray(image.convert("RGB"), np.uint8)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     raise ValueError(f"Cannot read the image {path}: {e}") from None
@@ -117,20 +239,57 @@ def blend(image, mask, image_weight=OVERLAY_IMAGE_WEIGHT):
   return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 
-def predict(saved_model, inputs, output_dir):
+def load_signature(saved_model):
+  """The SavedModel's `serving_default` signature, checked to take uint8 RGB images [N, H, W, 3].
+
+  Raises:
+    ValueError: naming the SavedModel when the signature is missing or takes other inputs.
+  """
+  signatures = tf.saved_model.load(saved_model).signatures
+  if SIGNATURE_KEY not in signatures:
+    raise ValueError(f"The SavedModel {saved_model} has no {SIGNATURE_KEY!r} signature (it has "
+                     f"{sorted(signatures) or 'none'}): expected one written by `python -m segmentation.export`.")
+  serve = signatures[SIGNATURE_KEY]
+  specs = serve.structured_input_signature[1]
+  spec = specs.get(INPUT_NAME)
+  # The export declares images of any shape (and checks it itself); older exports declared [None, None, None, 3].
+  if (set(specs) != {INPUT_NAME} or spec.dtype != tf.uint8 or
+      not spec.shape.is_compatible_with([None, None, None, 3])):
+    raise ValueError(f"The {SIGNATURE_KEY!r} signature of {saved_model} takes {specs}: expected a single input "
+                     f"{INPUT_NAME!r}, uint8 RGB images [N, H, W, 3], as `python -m segmentation.export` writes.")
+  if "class_ids" not in serve.structured_outputs:
+    raise ValueError(f"The {SIGNATURE_KEY!r} signature of {saved_model} returns {sorted(serve.structured_outputs)}: "
+                     "expected class_ids (and probabilities), as `python -m segmentation.export` writes.")
+  return serve
+
+
+def _write_png(array, path, source, overwrite):
+  """Writes a PNG with predict's text chunk; without overwrite, fails rather than replace a file that appeared since
+  the check."""
+  info = PngImagePlugin.PngInfo()
+  info.add_text(OUTPUT_MARKER, os.path.basename(source))
+  with open(path, "wb" if overwrite else "xb") as f:
+    Image.fromarray(array).save(f, format="PNG", pnginfo=info)
+
+
+def predict(saved_model, inputs, output_dir, overwrite=False):
   """Segments every image of `inputs` and writes its mask, overlay and class map to `output_dir`.
+
+  Every output path is checked before anything is written (see `check_outputs`).
 
   Args:
     saved_model: SavedModel folder written by `segmentation.export` (with assets/labels.json).
     inputs: an image, a folder of images (.png/.jpg/.jpeg, taken in sorted order), or a list of these.
     output_dir: folder for <stem>_mask.png, <stem>_overlay.png and <stem>_classes.png (created if missing).
+    overwrite: whether existing output files may be replaced; an input image never is.
 
   Returns:
     The written paths, three per image in input order (mask, overlay, classes).
 
   Raises:
     FileNotFoundError: naming a missing input, SavedModel or labels file.
-    ValueError: naming an image that cannot be read, or a malformed labels file.
+    FileExistsError: listing the outputs that are inputs, or that exist (without overwrite); nothing is written then.
+    ValueError: naming an image that cannot be read, a malformed labels file or a SavedModel of another signature.
   """
   paths = list_images(inputs)
   if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
@@ -140,20 +299,24 @@ def predict(saved_model, inputs, output_dir):
   palette = np.asarray(description["palette"], np.uint8)
   if len(palette) > 256:
     raise ValueError(f"{len(palette)} classes do not fit the 8-bit <stem>_classes.png.")
-  serve = tf.saved_model.load(saved_model).signatures[SIGNATURE_KEY]
+  outputs = output_paths(paths, output_dir)
+  check_outputs(paths, outputs, output_dir, overwrite)
+  serve = load_signature(saved_model)
   os.makedirs(output_dir, exist_ok=True)
   written = []
-  for index, path in enumerate(paths):
+  for index, (path, image_outputs) in enumerate(zip(paths, outputs)):
     image = read_image(path)
     start = time.perf_counter()
-    class_ids = serve(images=tf.constant(image[np.newaxis]))["class_ids"][0].numpy()
+    class_ids = serve(**{INPUT_NAME: tf.constant(image[np.newaxis])})["class_ids"][0].numpy()
     seconds = time.perf_counter() - start
+    if class_ids.shape != image.shape[:2]:
+      raise ValueError(f"The SavedModel {saved_model} returned class_ids of shape {list(class_ids.shape)} for the "
+                       f"{image.shape[0]}x{image.shape[1]} image {path}: expected [{image.shape[0]}, "
+                       f"{image.shape[1]}].")
     mask = colorize(class_ids, palette)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    outputs = [os.path.join(output_dir, stem + suffix) for suffix in OUTPUT_SUFFIXES]
-    for output, array in zip(outputs, (mask, blend(image, mask), class_ids.astype(np.uint8))):
-      Image.fromarray(array).save(output)
-    written += outputs
+    for output, array in zip(image_outputs, (mask, blend(image, mask), class_ids.astype(np.uint8))):
+      _write_png(array, output, path, overwrite)
+    written += image_outputs
     present = np.unique(class_ids)
     logging.info("%d/%d %s: %dx%d in %.0f ms; classes %s.", index + 1, len(paths), path, image.shape[0],
                  image.shape[1], 1000 * seconds, ", ".join(_class_name(description, c) for c in present[:8]) +
@@ -174,6 +337,8 @@ def define_flags():
                       "sorted order.")
   flags.DEFINE_string("output_dir", None, "Folder for <stem>_mask.png, <stem>_overlay.png and <stem>_classes.png "
                       "(created if missing).")
+  flags.DEFINE_bool("overwrite", False, "Replace output files that exist already (otherwise they are an error, "
+                    "listed before anything is written). An input image is never replaced.")
   flags.mark_flags_as_required(["saved_model", "input", "output_dir"])
 
 
@@ -182,7 +347,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = flags.FLAGS
   try:
-    predict(config.saved_model, config.input, config.output_dir)
+    predict(config.saved_model, config.input, config.output_dir, overwrite=config.overwrite)
   except (OSError, ValueError) as e:
     print(f"segmentation.predict: error: {e}", file=sys.stderr)
     sys.exit(1)

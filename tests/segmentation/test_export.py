@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,12 @@ def exported(run, tmp_path_factory):
   return export.export(model_dir, str(tmp_path_factory.mktemp("export") / "saved_model"))
 
 
+@pytest.fixture(scope="module")
+def serve(exported):
+  """The serving signature of the export, loaded in this process."""
+  return tf.saved_model.load(exported).signatures[export.SIGNATURE_KEY]
+
+
 def _expected(model, images):
   """The serving computation, done with the Keras model: (class_ids, probabilities, top-2 logit margin)."""
   size = images.shape[1:3]
@@ -111,7 +118,8 @@ RELOAD_SCRIPT = textwrap.dedent("""\
       outputs.update({f"{name}_{key}": value.numpy() for key, value in result.items()})
     np.savez("outputs.npz", **outputs)
     spec = serve.structured_input_signature[1]["images"]
-    print(json.dumps({"shape": spec.shape.as_list(), "dtype": spec.dtype.name,
+    print(json.dumps({"shape": spec.shape.as_list() if spec.shape.rank is not None else None,
+                      "dtype": spec.dtype.name,
                       "outputs": sorted(serve.structured_outputs),
                       "project_modules": sorted(m for m in sys.modules if m.split(".")[0] in
                                                 ("segmentation", "datasets", "consistency", "depth_motion"))}))
@@ -131,8 +139,8 @@ def test_fresh_process_reload_matches_the_keras_model(run, exported, tmp_path):
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   info = json.loads(result.stdout.strip().splitlines()[-1])
-  assert info == {"shape": [None, None, None, 3], "dtype": "uint8", "outputs": ["class_ids", "probabilities"],
-                  "project_modules": []}
+  # Any shape is declared: the signature checks it itself (test_serving_signature_checks_the_image_shape).
+  assert info == {"shape": None, "dtype": "uint8", "outputs": ["class_ids", "probabilities"], "project_modules": []}
   outputs = np.load(tmp_path / "outputs.npz")
   for name, value in images.items():
     class_ids, probabilities, margin = _expected(model, value)
@@ -188,6 +196,47 @@ def test_mismatched_config_fails_naming_the_checkpoint(run, tmp_path, change, me
   checkpoint = str(other_dir / "segmentation" / os.path.basename(sorted(weights)[-1]))
   with pytest.raises(ValueError, match=f"Checkpoint {checkpoint} {message}"):
     export.export(str(other_dir), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
+
+
+def test_serving_signature_checks_the_image_shape(serve):
+  # The probe: RGBA or unbatched images failed deep in the graph ("convolution input must be 4-dimensional").
+  # One test for all shapes: each test's tf.random.set_seed (conftest) clears the kernel caches, ~2 s to rebuild.
+  for shape in [(1, 12, 16, 4), (1, 12, 16, 1), (12, 16, 3), (2, 1, 12, 16, 3), (1, 12, 0, 3), ()]:
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+        "serving_default: images must be uint8 [N, H, W, 3] (a batch of RGB images, H and W at least 1; convert grey "
+        f"or RGBA images to RGB first), received shape] [{' '.join(str(s) for s in shape)}]")):
+      serve(images=tf.zeros(shape, tf.uint8))
+  assert serve(images=tf.zeros((1, 5, 7, 3), tf.uint8))["class_ids"].shape == (1, 5, 7)
+
+
+def test_non_finite_checkpoint_fails_naming_it_and_its_variables(run, tmp_path):
+  # The probe: a checkpoint saved after an update overflowed (NaN/Inf weights) was reported as "does not restore 19 of
+  # 167 variables": variables were filled with NaN before the restore, and a NaN restored read as "not restored".
+  model_dir, model, _ = run
+  shutil.copytree(os.path.join(model_dir, export.STAGE_DIR), tmp_path / "run" / export.STAGE_DIR)
+  originals = [v.numpy() for v in model.variables]
+  first, second, third = [v for v in model.variables if export._is_float(v)][:3]
+  try:
+    first.assign(np.full(first.shape, np.nan, np.float32))  # all NaN: the case that read as "not restored"
+    second.assign(np.where(np.arange(second.shape.num_elements()).reshape(second.shape) == 0, np.inf,
+                           second.numpy()).astype(np.float32))
+    third.assign(np.full(third.shape, -np.inf, np.float32))
+    prefix = tf.train.Checkpoint(segmenter=model).write(str(tmp_path / "run" / export.STAGE_DIR / "ckpt-7"))
+  finally:
+    for variable, value in zip(model.variables, originals):
+      variable.assign(value)
+  num_floats = sum(export._is_float(v) for v in model.variables)
+  with pytest.raises(ValueError) as error:
+    export.export(str(tmp_path / "run"), str(tmp_path / "out"), checkpoint=prefix)
+  message = str(error.value)
+  assert message.startswith(f"Checkpoint {prefix} holds non-finite weights: 3 of the {num_floats} float variables of "
+                            "the segmenter hold NaN or Inf, e.g. "), message
+  assert f"{first.path} ({first.shape.num_elements()} of {first.shape.num_elements()} values)" in message
+  assert f"{second.path} (1 of {second.shape.num_elements()} values)" in message
+  assert f"{third.path} (" in message
+  assert message.endswith("export an earlier checkpoint with --checkpoint=PREFIX (next to it: ckpt-3, ckpt-5).")
+  assert "does not restore" not in message
   assert not (tmp_path / "out").exists()
 
 
