@@ -9,7 +9,11 @@ with a non-zero weight are computed into the total and reported.
 Evaluation (metrics.json, TensorBoard eval/): on pairs of the validation split at gap `--dm_min_gap`, against the
 ground truth where the data has it (synthetic video, ScanNet), and the same metrics on as many pairs of the training
 video, prefixed "training_video/" (the later stages use the teachers on the training video itself, so that is where
-their geometry has to be right; the validation split measures generalization to unseen rooms):
+their geometry has to be right; the validation split measures generalization to unseen rooms). A metric that the
+data cannot give is left out (never reported as 0 or null), with one warning naming it and why: depth_* without
+ground-truth depth (Cityscapes, CamVid, raw KITTI), the pose errors without camera poses, the intrinsics errors
+without a true K (CamVid without --camvid_intrinsics, whose K is a stand-in); the counts depth_images, pairs and
+pose_pairs (pairs with known poses) always stay:
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
                   scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
                   and, for reference, AbsRel and delta<1.25 of a constant map with median scaling
@@ -17,7 +21,8 @@ their geometry has to be right; the validation split measures generalization to 
                   spread (std / mean) of the predicted and of the true depth (depth_relative_spread,
                   depth_true_relative_spread; 0 predicted = a collapsed, constant depth map);
   rotation_error_deg, translation_angle_deg: relative pose errors of the motion 0 -> 1, and true_rotation_deg, the
-                  mean true inter-frame rotation they should be small against;
+                  mean true inter-frame rotation they should be small against (over the pairs with known poses;
+                  the translation angle over those whose true translation has a direction);
   fx/fy/cx/cy_relative_error: of the learned K (the pair's two directions averaged) against the true K; with
                   per_video intrinsics, of each training video's K (validation videos have no learned K).
 
@@ -28,6 +33,7 @@ rebuilds them from `depth_motion.json` (written by this stage) and reads the che
 import json
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -47,6 +53,7 @@ from depth_motion import motion_net as motion_net_lib
 MODEL_CONFIG_FILE = "depth_motion.json"
 _DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "delta1")
 _INTRINSICS = ("fx", "fy", "cx", "cy")
+_POSE_METRICS = ("rotation_error_deg", "true_rotation_deg", "translation_angle_deg")
 # Metrics on pairs of the training video carry this prefix (those without it are the validation split's).
 TRAINING_VIDEO_PREFIX = "training_video/"
 
@@ -147,6 +154,12 @@ def predict(models, images, step=None, training=False, intrinsics=None, residual
   return depths, {pair: {key: split[key][k] for key in split} for k, pair in enumerate(pairs)}
 
 
+def has_true_intrinsics(config):
+  """Whether the dataset's K is a calibration the learned K can be scored against: not CamVid's stand-in
+  (`camvid.default_intrinsics`, used when no --camvid_intrinsics are given)."""
+  return not (config.dataset == "camvid" and not config.camvid_intrinsics)
+
+
 @stage_lib.register("depth_motion")
 class DepthMotionStage(video.VideoStage):
   """Unsupervised depth, egomotion and intrinsics (Depth from Videos in the Wild)."""
@@ -156,6 +169,23 @@ class DepthMotionStage(video.VideoStage):
     self.weights = losses_lib.loss_weights(dict(config.dm_loss_weights), preset=config.dm_loss_preset)
     self._ramp = tuple(config.dm_residual_ramp_steps)
     self._models = None
+    self.true_intrinsics = has_true_intrinsics(config)
+
+  def preflight(self):
+    """Checks the working size against DepthNet before the data and the first batches (`Stage.preflight`).
+
+    Raises:
+      ValueError: --height or --width not a multiple of `depth_net.DIVISOR` (DepthNet's five stride-2 stages).
+    """
+    divisor = depth_net_lib.DIVISOR
+    for name in ("height", "width"):
+      value = getattr(self.config, name)
+      if value % divisor:
+        nearest = sorted({max(divisor, value // divisor * divisor), (value // divisor + 1) * divisor})
+        raise ValueError(f"--{name}={value} does not suit the depth_motion stage: DepthNet needs a height and width "
+                         f"divisible by {divisor} (five stride-2 stages). Expected a multiple of {divisor}, e.g. "
+                         + " or ".join(f"--{name}={size}" for size in nearest) + ".")
+    super().preflight()
 
   def clip_config(self, training):
     config = self.config
@@ -253,15 +283,21 @@ class DepthMotionStage(video.VideoStage):
 
     intrinsics = self._eval_intrinsics(batch)
     _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
-    true_rotation, true_translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
+    # A source without poses gives NaN (unknown): such pairs are scored against the identity and not counted.
+    pose = tf.cast(batch["pose"][:, :2], tf.float32)
+    known = tf.reduce_all(tf.math.is_finite(pose), axis=[1, 2, 3])
+    pose = tf.where(known[:, tf.newaxis, tf.newaxis, tf.newaxis], pose, tf.eye(4))
+    true_rotation, true_translation = ground_truth.pair_motions(pose, [(0, 1)])[(0, 1)]
     errors = metrics_lib.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], true_rotation,
                                        true_translation)
-    per_sample["rotation_error_deg"] = errors["rotation_error"]
-    per_sample["true_rotation_deg"] = errors["true_rotation"]
-    per_sample["translation_angle_deg"] = errors["translation_angle"]
-    per_sample["translation_pairs"] = errors["translation_valid"]
+    known = tf.cast(known, tf.float32)
+    per_sample["rotation_error_deg"] = errors["rotation_error"] * known
+    per_sample["true_rotation_deg"] = errors["true_rotation"] * known
+    per_sample["translation_angle_deg"] = errors["translation_angle"] * known
+    per_sample["translation_pairs"] = errors["translation_valid"] * known
+    per_sample["pose_pairs"] = known
     per_sample["pairs"] = tf.ones_like(errors["rotation_error"])
-    if self.config.dm_intrinsics == "learned":
+    if self.config.dm_intrinsics == "learned" and self.true_intrinsics:
       learned = 0.5 * (motions[(0, 1)]["intrinsics"] + motions[(1, 0)]["intrinsics"])
       per_sample.update(metrics_lib.intrinsics_errors(learned, batch["intrinsics"]))
     on_training_video = tf.cast(batch["training_video"], tf.float32)
@@ -276,31 +312,66 @@ class DepthMotionStage(video.VideoStage):
     return None if self.config.dm_intrinsics == "learned" else tf.cast(batch["intrinsics"], tf.float32)
 
   def eval_result(self, totals):
+    """The metrics of both splits; those the data cannot give are left out, with one warning saying which and why."""
     prefix = TRAINING_VIDEO_PREFIX
     validation = {name: value for name, value in totals.items() if not name.startswith(prefix)}
     training = {name[len(prefix):]: value for name, value in totals.items() if name.startswith(prefix)}
-    result = self._split_result(validation)
-    result.update({prefix + name: value for name, value in self._split_result(training).items()})
+    absent = []  # (metric names, why)
+    result = self._split_result(validation, "", "validation", absent)
+    result.update(self._split_result(training, prefix, "training-video", absent))
     if self.config.dm_intrinsics == "per_video":
-      result.update(self._table_errors())
+      if self.true_intrinsics:
+        result.update(self._table_errors())
+      else:
+        absent.append(([f"{name}_relative_error" for name in _INTRINSICS], self._no_true_intrinsics()))
+    if absent:
+      logging.warning("%s evaluation: metrics left out (they cannot be computed from this data): %s.", self.name,
+                      "; ".join(f"{', '.join(names)} ({why})" for names, why in absent))
     return result
 
-  def _split_result(self, totals):
-    """Averages of one split's summed statistics."""
-    images = max(float(totals["depth_images"]), 1.0)
-    pairs = max(float(totals["pairs"]), 1.0)
-    result = {name: float(totals[name]) / images for name in totals if name.startswith("depth_")
-              and name != "depth_images"}
-    result["depth_images"] = int(totals["depth_images"])
-    for name in ("rotation_error_deg", "true_rotation_deg"):
-      result[name] = float(totals[name]) / pairs
-    result["translation_angle_deg"] = float(totals["translation_angle_deg"]) / max(
-        float(totals["translation_pairs"]), 1.0)
-    result["pairs"] = int(totals["pairs"])
+  def _split_result(self, totals, prefix, split, absent):
+    """Averages of one split's summed statistics, keys prefixed with `prefix`; appends what cannot be averaged (and
+    why) to `absent`."""
+    images, pairs = int(totals["depth_images"]), int(totals["pairs"])
+    pose_pairs, translation_pairs = int(totals["pose_pairs"]), int(totals["translation_pairs"])
+    result = {"depth_images": images, "pairs": pairs, "pose_pairs": pose_pairs}
+    if images:
+      result.update({name: float(totals[name]) / images for name in totals
+                     if name.startswith("depth_") and name != "depth_images"})
+    else:
+      absent.append(([f"{prefix}depth_* but {prefix}depth_images"],
+                     f"no {split} frame has ground-truth depth{self._missing('depth', split)}"))
+    if pose_pairs:
+      for name in ("rotation_error_deg", "true_rotation_deg"):
+        result[name] = float(totals[name]) / pose_pairs
+      if translation_pairs:
+        result["translation_angle_deg"] = float(totals["translation_angle_deg"]) / translation_pairs
+      else:
+        absent.append(([f"{prefix}translation_angle_deg"],
+                       f"no {split} pair has a true translation longer than {metrics_lib.MIN_TRANSLATION} m, so "
+                       "none has a direction to compare"))
+    else:
+      absent.append(([prefix + name for name in _POSE_METRICS],
+                     f"no {split} pair has ground-truth camera poses{self._missing('poses', split)}"))
     if self.config.dm_intrinsics == "learned":
-      for name in _INTRINSICS:
-        result[f"{name}_relative_error"] = float(totals[f"{name}_relative_error"]) / pairs
-    return result
+      if self.true_intrinsics:
+        for name in _INTRINSICS:
+          result[f"{name}_relative_error"] = float(totals[f"{name}_relative_error"]) / max(pairs, 1)
+      else:
+        absent.append(([f"{prefix}{name}_relative_error" for name in _INTRINSICS], self._no_true_intrinsics()))
+    return {prefix + name: value for name, value in result.items()}
+
+  def _missing(self, what, split):
+    """" (dataset=... has no <what>)" when the split's scenes (if already indexed) have none of it, else ""."""
+    scenes = self._scenes.get("val" if split == "validation" else "train")
+    attribute = {"depth": "has_depth", "poses": "has_poses"}[what]
+    if scenes and not any(getattr(scene, attribute) for scene in scenes):
+      return f" (dataset={self.config.dataset} has no {what})"
+    return ""
+
+  def _no_true_intrinsics(self):
+    return (f"dataset={self.config.dataset} has no camera calibration and no --camvid_intrinsics were given: its K "
+            "is a stand-in, not a truth to measure the learned K against")
 
   def _table_errors(self):
     """Relative errors of each training video's learned K against its true K, averaged over the videos."""

@@ -29,11 +29,19 @@ Evaluation (metrics.json) on validation pairs with gap `efc_eval_gap`, against t
   miou, per-class IoU, pixel accuracy ... (`segmentation.metrics`) on the first frame of every pair.
 EPE and Fl are pooled over all evaluation pixels (sums over batches and replicas); KITTI's devkit averages EPE per
 image first (`datasets.flow_metrics` has that, for KITTI's own ground truth).
+The pairs that start at a labelled frame are evaluated first, so that `--eval_max_batches` keeps them (a Cityscapes
+snippet has one labelled frame, its 20th). A metric the data cannot give is left out of the metrics (never null),
+with one warning naming it and why: the flow and occlusion metrics without depth and poses (Cityscapes, CamVid, raw
+KITTI), the segmentation metrics when no labelled pixel was evaluated (raw KITTI; num_pixels 0 stays).
+
+Before training (`preflight`), the working size is checked against the loss levels (the photometric loss needs 3x3
+images at each), the flow levels against the encoder's, and --efc_labelled_pairs against the batch and the labels.
 """
 
 import json
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -55,12 +63,22 @@ UNSUPERVISED_TERMS = ("consistency", "occlusion", "smoothness", "photometric")
 FL_PIXELS = 3.0
 FL_RELATIVE = 0.05
 OCCLUSION_THRESHOLD = 0.5
+# The encoder levels the flow branch can read (`Segmenter.backbone_features`: 1/4 .. 1/32).
+ENCODER_LEVELS = (2, 3, 4, 5)
+# The photometric loss compares 3x3 SSIM windows: every loss level must be at least this large.
+MIN_LOSS_LEVEL_SIZE = 3
+FLOW_METRICS = ("flow_epe_all", "flow_epe_noc", "flow_fl_all", "zero_flow_epe_all", "gt_occlusion_fraction",
+                "occlusion_precision", "occlusion_recall", "occlusion_f1")
 
 
 def _swap_halves(x):
   """[2B, ...] (a; b) -> (b; a)."""
   half = tf.shape(x)[0] // 2
   return tf.concat([x[half:], x[:half]], axis=0)
+
+
+def _joined(values):
+  return ",".join(str(value) for value in values)
 
 
 def _interleave_order(labelled, unlabeled):
@@ -103,8 +121,51 @@ class EfcStage(video.VideoStage):
     if bad:
       raise ValueError(f"EFC levels {bad} are not usable: loss levels must be 0 or flow levels {levels}, consistency "
                        "levels must be flow levels.")
+    num_classes = sources.num_classes(self.source)
+    if config.class_weights and len(config.class_weights) != num_classes:
+      raise ValueError(f"--class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
+                       f"Received {len(config.class_weights)}.")
     self.segmenter_config = segmentation_stage.segmenter_config(config)
     self.labelled_per_batch = int(round(config.efc_labelled_pairs * config.batch_size))
+    self._eval_source = None
+
+  def preflight(self):
+    """Checks what would otherwise fail only once training starts, then the data (`Stage.preflight`).
+
+    Raises:
+      ValueError: naming the flag and its value: a loss level smaller than 3x3 at the working size, flow levels
+        that the encoder does not give, --efc_labelled_pairs that gives no labelled pair per batch or needs labels
+        the training split does not have.
+    """
+    config = self.config
+    self.new_flow_net()  # its own argument checks (consecutive levels, the correlation level among them)
+    outside = sorted(set(config.efc_flow_levels) - set(ENCODER_LEVELS))
+    if outside:
+      raise ValueError(f"--efc_flow_levels={_joined(config.efc_flow_levels)}: the encoder gives levels "
+                       f"{_joined(ENCODER_LEVELS)} (1/4 .. 1/32 of the image) only; level(s) {_joined(outside)} do "
+                       "not exist.")
+    if self.flow_active:
+      for level in sorted(config.efc_loss_levels, reverse=True):
+        size = [-(-value // 2**level) for value in (config.height, config.width)]  # the encoder's ceil rule
+        if min(size) < MIN_LOSS_LEVEL_SIZE:
+          smallest = 2**level * (MIN_LOSS_LEVEL_SIZE - 1) + 1
+          raise ValueError(
+              f"--efc_loss_levels={_joined(config.efc_loss_levels)} does not suit --height={config.height} "
+              f"--width={config.width}: loss level {level} is {size[0]}x{size[1]} pixels, and the photometric loss "
+              f"needs at least {MIN_LOSS_LEVEL_SIZE}x{MIN_LOSS_LEVEL_SIZE} at every loss level (SSIM windows). "
+              f"Expected a height and width of at least {smallest} for level {level}, or --efc_loss_levels without "
+              "it.")
+    if config.efc_labelled_pairs > 0:
+      if not self.labelled_per_batch:
+        raise ValueError(f"--efc_labelled_pairs={config.efc_labelled_pairs} of --batch_size={config.batch_size} "
+                         f"rounds to 0 labelled pairs per batch. Expected at least 1 / batch_size "
+                         f"(--efc_labelled_pairs>={1 / config.batch_size:.4g}), or --efc_labelled_pairs=0 for random "
+                         "pairs only.")
+      if not any(scene.has_labels for scene in self.scenes("train")):
+        raise ValueError(f"--efc_labelled_pairs={config.efc_labelled_pairs}, but the train split of "
+                         f"dataset={config.dataset} has no labelled frame to start a pair at. Expected "
+                         "--efc_labelled_pairs=0 (random, unlabeled pairs only) on data without labels.")
+    super().preflight()
 
   # --------------------------------------------------------------------------------------------------------------
   # Models.
@@ -145,8 +206,10 @@ class EfcStage(video.VideoStage):
       source = clips.ClipSource(scenes, self._clip_config(labelled, self.config.seed, True))
       starts = np.intersect1d(source.labelled_starts(), source.clip_starts)
       if starts.size == 0:
-        raise ValueError("efc: no labelled frame can start a training pair (label_fraction too small, or no labels); "
-                         "set --efc_labelled_pairs=0 to train on random pairs only.")
+        raise ValueError(f"efc: no labelled frame of the train split can start a training pair (--label_fraction="
+                         f"{self.config.label_fraction} too small, or no labels; a labelled frame must be followed by "
+                         f"--efc_min_gap={self.config.efc_min_gap} frames of its scene). Set --efc_labelled_pairs=0 "
+                         f"(now {self.config.efc_labelled_pairs}) to train on random pairs only.")
       streams.append(source.dataset(True, starts=starts, skip_batches=start_step))
     if unlabeled:
       source = clips.ClipSource(scenes, self._clip_config(unlabeled, self.config.seed + 1, True))
@@ -166,9 +229,23 @@ class EfcStage(video.VideoStage):
 
     return tf.data.Dataset.zip((streams[0], streams[1])).map(mix).prefetch(tf.data.AUTOTUNE)
 
+  def eval_source(self):
+    """The `ClipSource` of the validation pairs (gap efc_eval_gap), built once."""
+    if self._eval_source is None:
+      self._eval_source = clips.ClipSource(self.scenes("val"),
+                                           self._clip_config(self.config.batch_size, self.config.seed, False))
+    return self._eval_source
+
+  def eval_starts(self):
+    """(starts, labelled): every validation pair's first frame (flat index), those at a labelled frame first (each
+    part in frame order), so that --eval_max_batches keeps them; `labelled` is how many start at one."""
+    source = self.eval_source()
+    labelled = np.intersect1d(source.labelled_starts(), source.clip_starts)
+    return np.concatenate([labelled, np.setdiff1d(source.clip_starts, labelled)]), len(labelled)
+
   def eval_dataset(self):
-    config = self._clip_config(self.config.batch_size, self.config.seed, False)
-    ds = clips.ClipSource(self.scenes("val"), config).dataset(training=False)
+    starts, _ = self.eval_starts()
+    ds = self.eval_source().dataset(training=False, starts=starts)
     ds = ds.map(lambda b: {k: b[k] for k in ("image", "label", "depth", "pose", "intrinsics")})
     if self.config.eval_max_batches:
       ds = ds.take(self.config.eval_max_batches)
@@ -263,21 +340,70 @@ class EfcStage(video.VideoStage):
     return statistics
 
   def eval_result(self, totals):
+    """The metrics; those the data cannot give are left out, with one warning saying which and why."""
+    absent = []  # (metric names, why)
     metrics = metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
+    if not metrics["num_pixels"]:
+      absent.append((sorted(set(metrics) - {"num_pixels"}), f"no labelled pixel was evaluated: {self._no_labels()}"))
+      metrics = {"num_pixels": 0}
 
-    def ratio(numerator, denominator):
-      denominator = float(totals[denominator]) if isinstance(denominator, str) else float(denominator)
-      return float(totals[numerator]) / denominator if denominator > 0 else None
-
+    pixels_all, pixels_noc = float(totals["pixels_all"]), float(totals["pixels_noc"])
     tp, fp, fn = (float(totals[k]) for k in ("occlusion_tp", "occlusion_fp", "occlusion_fn"))
-    metrics.update(
-        flow_epe_all=ratio("epe_all", "pixels_all"), flow_epe_noc=ratio("epe_noc", "pixels_noc"),
-        flow_fl_all=ratio("outliers_all", "pixels_all"), zero_flow_epe_all=ratio("zero_flow_epe_all", "pixels_all"),
-        occlusion_precision=tp / (tp + fp) if tp + fp > 0 else None,
-        occlusion_recall=tp / (tp + fn) if tp + fn > 0 else None,
-        occlusion_f1=2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None,
-        gt_occlusion_fraction=ratio("occlusion_pixels", "pixels_all"), eval_pixels=int(totals["pixels_all"]))
+    metrics["eval_pixels"] = int(pixels_all)
+    if pixels_all:
+      metrics.update(flow_epe_all=float(totals["epe_all"]) / pixels_all,
+                     flow_fl_all=float(totals["outliers_all"]) / pixels_all,
+                     zero_flow_epe_all=float(totals["zero_flow_epe_all"]) / pixels_all,
+                     gt_occlusion_fraction=float(totals["occlusion_pixels"]) / pixels_all)
+      if pixels_noc:
+        metrics["flow_epe_noc"] = float(totals["epe_noc"]) / pixels_noc
+      else:
+        absent.append((["flow_epe_noc"], "no pixel with ground-truth flow is visible in the other frame"))
+      if tp + fp:
+        metrics["occlusion_precision"] = tp / (tp + fp)
+      else:
+        absent.append((["occlusion_precision"], "no pixel with ground-truth flow was predicted occluded"))
+      if tp + fn:
+        metrics["occlusion_recall"] = tp / (tp + fn)
+      else:
+        absent.append((["occlusion_recall"], "no pixel with ground-truth flow is occluded"))
+      if tp + fp + fn:
+        metrics["occlusion_f1"] = 2 * tp / (2 * tp + fp + fn)
+      else:
+        absent.append((["occlusion_f1"], "no pixel is occluded or predicted occluded"))
+    else:
+      absent.append((list(FLOW_METRICS), f"no evaluated pixel has ground-truth flow{self._no_flow_truth()}"))
+    if absent:
+      logging.warning("%s evaluation: metrics left out (they cannot be computed from this data): %s.", self.name,
+                      "; ".join(f"{', '.join(names)} ({why})" for names, why in absent))
     return metrics
+
+  def _no_labels(self):
+    """Why the evaluated pairs held no labelled pixel."""
+    config = self.config
+    if self._eval_source is None:
+      return "no evaluated pair starts at a labelled frame"
+    scenes = self._eval_source.scenes
+    frames = sum(len(scene.labelled_frame_ids()) for scene in scenes)
+    if not frames:
+      return f"the validation split of dataset={config.dataset} has no labels"
+    _, pairs = self.eval_starts()
+    if not pairs:
+      return (f"none of the validation split's {frames} labelled frame(s) can start a pair at --efc_eval_gap="
+              f"{config.efc_eval_gap} (each is within {config.efc_eval_gap} frames of its scene's end)")
+    return (f"the {pairs} pair(s) that start at a labelled frame (evaluated first) hold no labelled pixel: their "
+            "labels are all ignored (void)")
+
+  def _no_flow_truth(self):
+    """" (...)": what the validation split lacks for ground-truth flow, when known."""
+    if self._eval_source is None:
+      return " (it needs depth and camera poses)"
+    scenes = self._eval_source.scenes
+    missing = [what for what, has in (("depth", any(s.has_depth for s in scenes)),
+                                      ("camera poses", any(s.has_poses for s in scenes))) if not has]
+    if missing:
+      return f" (it needs depth and camera poses; dataset={self.config.dataset} has no {' and no '.join(missing)})"
+    return " (it needs depth and camera poses: no evaluated pixel has both)"
 
   def summary_images(self, batch, outputs):
     images = {"image": outputs["image"], "label": visualize.colorize_labels(outputs["label"])}

@@ -2,7 +2,9 @@
 
 import json
 import os
+import unittest.mock
 
+from absl import logging
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +12,7 @@ from absl import flags
 
 from consistency import config as config_lib
 from consistency import flags as flags_lib
+from consistency import stage as stage_lib
 from consistency import train
 from consistency.stages import depth_motion as depth_motion_stage
 from datasets import ground_truth
@@ -193,3 +196,114 @@ def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path):
   learned = abs_rel(tf.reshape(net(frames)["depth"], [-1, 2, 64, 96])[:, 0])
   assert learned < 0.5 * constant, (learned, constant)
 
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Metrics the data cannot give are absent (issue [reliability] 6; end to end on raw KITTI: tests/faults/
+# test_stage_metrics.py), and the working size is checked before anything trains.
+
+def _split_totals(images, pose_pairs, translation_pairs, pairs=2, intrinsics=True):
+  """One split's summed `eval_step` statistics: every per-sample value 0.5 (0.25 for the depth ones) where counted."""
+  totals = {"depth_images": images, "pairs": pairs, "pose_pairs": pose_pairs, "translation_pairs": translation_pairs}
+  for name in ("abs_rel", "sq_rel", "rmse", "delta1"):
+    for suffix in ("median_scaled", "unscaled"):
+      totals[f"depth_{name}_{suffix}"] = 0.25 * images
+  for name in ("depth_scale", "depth_relative_spread", "depth_true_relative_spread",
+               "depth_abs_rel_constant_reference", "depth_delta1_constant_reference"):
+    totals[name] = 0.25 * images
+  totals.update(rotation_error_deg=0.5 * pose_pairs, true_rotation_deg=0.5 * pose_pairs,
+                translation_angle_deg=0.5 * translation_pairs)
+  if intrinsics:
+    totals.update({f"{name}_relative_error": 0.5 * pairs for name in ("fx", "fy", "cx", "cy")})
+  return {name: np.float32(value) for name, value in totals.items()}
+
+
+def _totals(validation, training):
+  prefix = depth_motion_stage.TRAINING_VIDEO_PREFIX
+  return {**validation, **{prefix + name: value for name, value in training.items()}}
+
+
+def _eval_result(stage, totals):
+  with unittest.mock.patch.object(logging, "warning") as warning:
+    metrics = stage.eval_result(totals)
+  json.dumps(metrics, allow_nan=False)
+  return metrics, [call.args[0] % call.args[1:] for call in warning.call_args_list]
+
+
+def test_eval_result_with_ground_truth_reports_every_metric_and_warns_nothing(tmp_path):
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+  metrics, warnings = _eval_result(stage, _totals(_split_totals(2, 2, 2), _split_totals(2, 2, 2)))
+  assert not warnings
+  for name in ("depth_abs_rel_median_scaled", "depth_rmse_unscaled", "depth_scale", "depth_abs_rel_constant_reference",
+               "rotation_error_deg", "true_rotation_deg", "translation_angle_deg", "fx_relative_error"):
+    for prefix in ("", depth_motion_stage.TRAINING_VIDEO_PREFIX):
+      assert metrics[prefix + name] == pytest.approx(0.25 if name.startswith("depth_") else 0.5), prefix + name
+  assert metrics["depth_images"] == 2 and metrics["pairs"] == 2 and metrics["pose_pairs"] == 2
+
+
+def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_path):
+  """No depth and no poses (the probe reported AbsRel 0.000 with depth_images 0); a pair whose true translation has
+  no direction; CamVid's stand-in K (no --camvid_intrinsics): absent, each named with its reason in one warning."""
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+  validation = _split_totals(0, 0, 0)
+  metrics, warnings = _eval_result(stage, _totals(validation, _split_totals(2, 2, 0)))
+  assert not [name for name in metrics if name.startswith("depth_") and name != "depth_images"]
+  assert not {"rotation_error_deg", "true_rotation_deg", "translation_angle_deg"} & set(metrics)
+  assert metrics["depth_images"] == 0 and metrics["pose_pairs"] == 0 and metrics["pairs"] == 2
+  prefix = depth_motion_stage.TRAINING_VIDEO_PREFIX
+  assert metrics[prefix + "depth_abs_rel_median_scaled"] == pytest.approx(0.25)
+  assert metrics[prefix + "rotation_error_deg"] == pytest.approx(0.5)
+  assert prefix + "translation_angle_deg" not in metrics
+  assert len(warnings) == 1
+  assert "depth_* but depth_images (no validation frame has ground-truth depth)" in warnings[0]
+  assert "rotation_error_deg, true_rotation_deg, translation_angle_deg (no validation pair has ground-truth " \
+         "camera poses)" in warnings[0]
+  assert "training_video/translation_angle_deg (no training-video pair has a true translation longer than" in \
+         warnings[0]
+
+  camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path)))
+  assert not camvid.true_intrinsics
+  assert depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path),
+                                                     camvid_intrinsics=(400.0, 400.0, 240.0, 180.0))).true_intrinsics
+  no_k = _split_totals(0, 0, 0, intrinsics=False)  # eval_step computes no intrinsics errors against a stand-in
+  metrics, warnings = _eval_result(camvid, _totals(no_k, no_k))
+  assert not [name for name in metrics if "relative_error" in name]
+  assert len(warnings) == 1 and "fx_relative_error, fy_relative_error, cx_relative_error, cy_relative_error " \
+      "(dataset=camvid has no camera calibration and no --camvid_intrinsics were given: its K is a stand-in" in \
+      warnings[0]
+  # Per-video intrinsics are scored against each training video's K: not against a stand-in either.
+  per_video = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path),
+                                                          dm_intrinsics="per_video"))
+  metrics, warnings = _eval_result(per_video, _totals(no_k, no_k))
+  assert not [name for name in metrics if "relative_error" in name] and "fx_relative_error," in warnings[0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(height=48), r"--height=48 does not suit the depth_motion stage: DepthNet needs a height and width divisible "
+                      r"by 32 .* Expected a multiple of 32, e.g. --height=32 or --height=64\."),
+    (dict(width=20), r"--width=20 does not suit .* e\.g\. --width=32\."),
+])
+def test_preflight_rejects_sizes_depth_net_cannot_take(tmp_path, overrides, message):
+  """Before the data is touched (nothing generated): the run fails in seconds instead of at the first step."""
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, **overrides))
+  with unittest.mock.patch.object(stage_lib.Stage, "preflight") as data_checks:
+    with pytest.raises(ValueError, match=message):
+      stage.preflight()
+  data_checks.assert_not_called()
+  assert not os.path.exists(str(tmp_path / "data"))
+
+
+def test_preflight_checks_the_data_after_the_size(tmp_path):
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+  with unittest.mock.patch.object(stage_lib.Stage, "preflight") as data_checks:
+    stage.preflight()
+  data_checks.assert_called_once_with()
+
+
+def test_the_run_stops_at_preflight_on_a_size_depth_net_cannot_take(tmp_path):
+  """Through the training driver: rejected before any stage trains or any data is generated."""
+  config = _config(tmp_path, height=48)
+  with pytest.raises(train.RunError, match=r"Stage depth_motion: --height=48 does not suit the depth_motion stage"):
+    train.preflight(config, tf.distribute.get_strategy())
+  assert not os.path.exists(str(tmp_path / "data")) and not os.path.exists(os.path.join(config.model_dir,
+                                                                                       "depth_motion"))
