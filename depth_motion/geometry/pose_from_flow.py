@@ -28,15 +28,17 @@ DEFAULT_DAMPING = 1e-4
 DEFAULT_ITERATIONS = 3
 
 
-def _jacobian(points):
-  """[B, N, 2, 6] d(normalized image motion) / d(w, d) at camera-frame points [B, N, 3] (z > 0)."""
-  x = points[..., 0] / points[..., 2]
-  y = points[..., 1] / points[..., 2]
-  inverse_z = 1.0 / points[..., 2]
+def _augmented_jacobian_rows(x, y, inverse_z, residual_x, residual_y):
+  """([B, 7, N], [B, 7, N]): [J | r]^T of the u and of the v image motion at points (x z, y z, z) [B, N] each.
+
+  Rows 0-5 are d(normalized image motion) / d(w, d) (the columns of J), row 6 the residual r: one matmul of the
+  concatenation [B, 7, 2N] with itself, weighted, gives both J^T W J and J^T W r.
+  """
+  xy = x * y
   zero = tf.zeros_like(x)
-  du = tf.stack([-x * y, 1.0 + x * x, -y, inverse_z, zero, -x * inverse_z], axis=-1)
-  dv = tf.stack([-(1.0 + y * y), x * y, x, zero, inverse_z, -y * inverse_z], axis=-1)
-  return tf.stack([du, dv], axis=-2)
+  rows_u = tf.stack([-xy, 1.0 + x * x, -y, inverse_z, zero, -x * inverse_z, residual_x], axis=1)
+  rows_v = tf.stack([-(1.0 + y * y), xy, x, zero, inverse_z, -y * inverse_z, residual_y], axis=1)
+  return rows_u, rows_v
 
 
 def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_ITERATIONS, damping=DEFAULT_DAMPING,
@@ -83,24 +85,37 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
   # The observed match, in normalized coordinates of frame j.
   target = (tf.reshape(pixels + flow, [batch, -1, 2]) - principal[:, tf.newaxis, :]) / focal
 
+  # Per-pixel quantities are [B, N] and the points [B, 3, N], so that every slice below is contiguous, and the
+  # normal equations are batched matmuls over the [B, 2N] rows (no per-pixel 6 x 6 products).
+  target_x, target_y = tf.unstack(target, axis=-1)
+  focal_x, focal_y = tf.unstack(focal, axis=-1)
+  points = tf.transpose(points, [0, 2, 1])
   rotation = tf.eye(3, batch_shape=[batch])
   translation = tf.zeros([batch, 3])
   diagonal = tf.constant([damping] * 3 + [damping + translation_prior] * 3)
   regularizer = total_weight[:, tf.newaxis, tf.newaxis] * tf.linalg.diag(tf.broadcast_to(diagonal, [batch, 6]))
   prior = translation_prior * total_weight[:, tf.newaxis]
   for iteration in range(iterations):
-    moved = tf.einsum("bij,bnj->bni", rotation, points) + translation[:, tf.newaxis, :]
+    moved = tf.matmul(rotation, points) + translation[:, :, tf.newaxis]
     # Points pushed behind the camera by a bad estimate get no vote (and no Inf): z is floored and weight zeroed.
-    in_front = moved[..., 2] > camera.MIN_PROJECTION_DEPTH
-    safe = tf.where(in_front[..., tf.newaxis], moved, tf.constant([0.0, 0.0, 1.0]))
-    residual = target - safe[..., :2] / safe[..., 2:]
-    jacobian = _jacobian(safe)
+    in_front = moved[:, 2] > camera.MIN_PROJECTION_DEPTH
+    safe_x, safe_y, safe_z = tf.unstack(tf.where(in_front[:, tf.newaxis], moved, tf.constant([[0.0], [0.0], [1.0]])),
+                                        axis=1)
+    inverse_z = 1.0 / safe_z
+    x, y = safe_x * inverse_z, safe_y * inverse_z
+    residual_x, residual_y = target_x - x, target_y - y
     weight = weights * tf.cast(in_front, tf.float32)
     if robust_scale is not None and iteration > 0:
-      pixel_residual = tf.norm(residual * focal + 1e-12, axis=-1)
+      pixel_residual = tf.sqrt(tf.square(residual_x * focal_x + 1e-12) + tf.square(residual_y * focal_y + 1e-12))
       weight *= tf.stop_gradient(1.0 / (1.0 + (pixel_residual / robust_scale) ** 2))
-    normal = tf.einsum("bn,bnki,bnkj->bij", weight, jacobian, jacobian) + regularizer
-    right = tf.einsum("bn,bnki,bnk->bi", weight, jacobian, residual)
+    # [J | r]^T W [J | r] in one batched matmul over the 2N rows (each point's weight on its u and its v row): its
+    # top-left 6 x 6 block is J^T W J, and the first 6 entries of its last column are J^T W r.
+    rows_u, rows_v = _augmented_jacobian_rows(x, y, inverse_z, residual_x, residual_y)
+    augmented = tf.concat([rows_u, rows_v], axis=2)
+    weighted = tf.concat([rows_u * weight[:, tf.newaxis], rows_v * weight[:, tf.newaxis]], axis=2)
+    product = tf.matmul(weighted, augmented, transpose_b=True)
+    normal = product[:, :6, :6] + regularizer
+    right = product[:, :6, 6]
     right -= tf.pad(prior * translation, [[0, 0], [3, 0]])  # the prior's gradient at the current translation
     update = tf.linalg.solve(normal, right[..., tf.newaxis])[..., 0]
     step = rotation_matrix_3d.from_axis_angle(*_axis_angle(update[:, :3]))
