@@ -11,9 +11,11 @@ Each fine label anchors one snippet: frames frame - 19 .. frame + 10 of its sequ
 frames of a sequence is cut into 30-frame snippets. A snippet is a `scannet.SceneIndex` named after its 20th frame
 ("aachen_000000_000019"), with no depth and no poses; its label table maps label ids to the 19 train ids (every other
 id to IGNORE_LABEL, ids above 33 fail the load), and its K comes from the camera file of its 20th frame (or, without
-one, of any of its frames). The camera files hold the intrinsics at 2048x1024; `load_frame` scales them with every
-resize and, with `crop=True`, with the struct2depth crop (the middle half of the rows, then the centred columns of the
-working aspect ratio).
+one, of any of its frames). The camera files hold the intrinsics at 2048x1024 (`CAMERA_SIZE`), whatever the size of
+the images: a downscaled copy of the dataset gets its K scaled to its own size here (one of another aspect ratio is
+refused: it is not a resize of the camera's images), then `load_frame` scales it with every resize and, with
+`crop=True`, with the struct2depth crop (the middle half of the rows, then the centred columns of the working aspect
+ratio).
 """
 
 import collections
@@ -27,10 +29,15 @@ from datasets import labels as labels_lib
 from datasets import png
 from datasets import scannet
 from datasets.labels import DataError
+from depth_motion import geometry
 
 SPLITS = ("train", "val", "test")
 SNIPPET_LENGTH = 30
 LABELLED_INDEX = 19
+# (height, width) of the images the camera files' intrinsics describe (Cityscapes' full resolution).
+CAMERA_SIZE = (1024, 2048)
+# Relative difference of the two scale factors tolerated when an image is a downscaled copy (sizes are rounded).
+_ASPECT_TOLERANCE = 0.01
 
 IMAGE_FOLDER = "leftImg8bit_sequence"
 LABEL_FOLDER = "gtFine"
@@ -82,6 +89,24 @@ def read_camera(path):
   if not (fx > 0 and fy > 0 and np.isfinite([cx, cy]).all()):
     raise DataError(f"The camera file {path}: expected fx, fy > 0 and finite u0, v0. Received: {intrinsic}.")
   return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float32)
+
+
+def intrinsics_at(intrinsics, size, path):
+  """The camera file's K (at `CAMERA_SIZE`) for images of `size` (height, width), as a resize to that size gives it.
+
+  Raises:
+    DataError: naming `path` (an image of that size) when its aspect ratio is not the camera's, so that it cannot be a
+      resized copy and no K follows from the camera file.
+  """
+  scale_y, scale_x = size[0] / CAMERA_SIZE[0], size[1] / CAMERA_SIZE[1]
+  if abs(scale_y - scale_x) > _ASPECT_TOLERANCE * max(scale_x, scale_y):
+    raise DataError(f"Cityscapes image {path} is {size[1]}x{size[0]}: the camera files' intrinsics are for "
+                    f"{CAMERA_SIZE[1]}x{CAMERA_SIZE[0]} images, and this is not a resize of them (aspect ratio "
+                    f"{size[1] / size[0]:.3f}, expected {CAMERA_SIZE[1] / CAMERA_SIZE[0]:.3f}). Resize the dataset "
+                    "whole, without cropping, or use the original images.")
+  if tuple(size) == CAMERA_SIZE:
+    return intrinsics
+  return geometry.resize_intrinsics(intrinsics, CAMERA_SIZE, tuple(size)).numpy().astype(np.float32)
 
 
 def _list_sequence_frames(folder, pattern, what):
@@ -204,7 +229,7 @@ def _snippet(root, split, city, seq, frames, has_labels, crop):
     path = label_path(root, split, city, seq, anchor)
     png.check_header(path, "Cityscapes label image (label ids)", 8, (png.GRAY,))
     label_paths = tuple(path if f == anchor else "" for f in frames)
-  intrinsics = _snippet_intrinsics(root, split, city, seq, frames)
+  intrinsics = intrinsics_at(_snippet_intrinsics(root, split, city, seq, frames), header.size, color_paths[0])
   intrinsics.setflags(write=False)
   name = _stem(city, seq, frames[LABELLED_INDEX] if len(frames) > LABELLED_INDEX else frames[0])
   return scannet.SceneIndex(

@@ -220,7 +220,18 @@ def ramp_image(size, shade):
 # Cityscapes: leftImg8bit_sequence/, gtFine/, camera/.
 
 CITYSCAPES_SIZE = (16, 32)
+# K at the fixture's CITYSCAPES_SIZE, what the reader must give. The camera files hold K at Cityscapes' 2048x1024
+# (`cityscapes_camera_file`): the fixture is a downscaled copy of the dataset.
 CITYSCAPES_CAMERA = {"fx": 20.0, "fy": 21.0, "u0": 15.3, "v0": 7.6}
+
+
+def cityscapes_camera_file(size=CITYSCAPES_SIZE):
+  """The camera file's "intrinsic" of a dataset downscaled to `size`: CITYSCAPES_CAMERA at 2048x1024 (half-pixel
+  centres, as a resize maps them)."""
+  scale_y, scale_x = 1024 / size[0], 2048 / size[1]
+  k = CITYSCAPES_CAMERA
+  return {"fx": k["fx"] * scale_x, "fy": k["fy"] * scale_y, "u0": (k["u0"] + 0.5) * scale_x - 0.5,
+          "v0": (k["v0"] + 0.5) * scale_y - 0.5}
 # Label ids painted in the fixture's label images, and the train ids they must become.
 CITYSCAPES_IDS = {7: 0, 26: 13, 0: 255, 33: 18, 23: 10, 4: 255, 11: 2}
 
@@ -254,7 +265,7 @@ def write_cityscapes_snippet(root, split, city, seq, labelled_frame, labels=True
     path = _mkdirs(os.path.join(root, "camera", split, city, f"{stem}_camera.json"))
     with open(path, "w", encoding="utf-8") as f:
       json.dump({"extrinsic": {"baseline": 0.21, "pitch": 0.04, "roll": 0.0, "x": 1.7, "y": 0.1, "yaw": 0.0,
-                               "z": 1.2}, "intrinsic": CITYSCAPES_CAMERA}, f)
+                               "z": 1.2}, "intrinsic": cityscapes_camera_file(size)}, f)
   return ids
 
 

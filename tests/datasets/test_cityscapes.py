@@ -194,3 +194,27 @@ def test_corrupt_later_frame_fails_on_load_naming_the_file(tmp_path):
   with pytest.raises(labels.DataError, match="frame 7: cannot decode") as error:
     scene.load(7, SIZE)
   assert _image(root, 7) in str(error.value)
+
+
+def test_a_downscaled_copy_gets_k_scaled_from_the_camera_size(tmp_path):
+  """The camera files' K is for 2048x1024: a copy at 16x32 must not keep fx = 1280 (issue [reliability] 8)."""
+  root = str(tmp_path)
+  fixtures.write_cityscapes_snippet(root, "train", "aachen", 0, 19)
+  with open(os.path.join(root, "camera", "train", "aachen", "aachen_000000_000019_camera.json"),
+            encoding="utf-8") as f:
+    assert json.load(f)["intrinsic"]["fx"] == pytest.approx(1280.0)
+  scene = cityscapes.read_scenes(root, "train")[0]
+  camera = fixtures.CITYSCAPES_CAMERA
+  np.testing.assert_allclose(scene.intrinsics, [[camera["fx"], 0, camera["u0"]], [0, camera["fy"], camera["v0"]],
+                                                [0, 0, 1]], rtol=1e-6)
+  # Full resolution: the file's K as it is.
+  np.testing.assert_allclose(cityscapes.intrinsics_at(np.eye(3, dtype=np.float32) * 7, (1024, 2048), "x.png"),
+                             np.eye(3) * 7)
+
+
+def test_images_of_another_aspect_ratio_are_refused(tmp_path):
+  root = str(tmp_path)
+  fixtures.write_cityscapes_snippet(root, "train", "aachen", 0, 19, size=(16, 48))
+  with pytest.raises(labels.DataError, match=r"aachen_000000_000000_leftImg8bit\.png is 48x16: the camera files' "
+                     r"intrinsics are for 2048x1024"):
+    cityscapes.read_scenes(root, "train")
