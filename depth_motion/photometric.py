@@ -45,10 +45,9 @@ def masked_l1(image, reconstruction, mask):
   return tf.reduce_mean(tf.where(mask > 0, difference * mask, 0.0))
 
 
-def _windows3x3(x):
-  """The 9 shifted [B, H-2, W-2, C] views whose pixel (y, x) is the window of 3x3 VALID pooling at (y, x)."""
-  height, width = tf.shape(x)[1], tf.shape(x)[2]
-  return [x[:, dy:height - 2 + dy, dx:width - 2 + dx, :] for dy in range(3) for dx in range(3)]
+def _window_means(values):
+  """[B, H-2, W-2, K]: the mean of every 3x3 window (VALID) of [B, H, W, K], all channels in one op."""
+  return tf.nn.avg_pool2d(values, 3, 1, "VALID")
 
 
 def weighted_ssim(x, y, weight, c1=SSIM_C1, c2=SSIM_C2, weight_epsilon=SSIM_WEIGHT_EPSILON):
@@ -58,10 +57,11 @@ def weighted_ssim(x, y, weight, c1=SSIM_C1, c2=SSIM_C2, weight_epsilon=SSIM_WEIG
   avgpool(z (w + eps)) / (avgpool(w) + eps)). c1 = infinity drops the luminance term:
   SSIM = (2 s_xy + c2) / (s_x + s_y + c2); c2 = infinity keeps only the luminance term.
 
-  The variances are computed in two passes, as weighted means of (z - mean)^2, not as E[z^2] - E[z]^2: with
-  c2 = 9e-6, float32 cancellation in the one-pass form makes SSIM noisy by ~1e-3 on flat regions (and, when a
-  variance comes out negative, the denominator can reach 0: the original's NaN at borders, where warped images are
-  flat). Two-pass variances are sums of squares, so the denominator is at least c2.
+  Every window mean (of w, z (w + eps) and z z' (w + eps)) comes from one 3x3 average pooling, in float64. The
+  variances are then E[z^2] - E[z]^2: in float32 that form's cancellation makes SSIM noisy by ~1e-3 on flat regions
+  with c2 = 9e-6 (and, when a variance comes out negative, lets the denominator reach 0: the original's NaN at
+  borders, where warped images are flat); in float64 it agrees with the two-pass variances (weighted means of
+  (z - mean)^2) to float32 precision. The sum of the variances is clamped at 0, so the denominator is at least c2.
 
   Args:
     x, y: [B, H, W, C] images (H, W >= 3).
@@ -76,36 +76,43 @@ def weighted_ssim(x, y, weight, c1=SSIM_C1, c2=SSIM_C2, weight_epsilon=SSIM_WEIG
   if c1 == float("inf") and c2 == float("inf"):
     raise ValueError("weighted_ssim: c1 and c2 are both infinite, so SSIM is 1 everywhere and the loss is zero. "
                      f"Received: c1={c1}, c2={c2}")
-  x = tf.cast(x, tf.float32)
-  y = tf.cast(y, tf.float32)
-  weight = tf.cast(weight, tf.float32)[..., tf.newaxis]
-  weights = _windows3x3(weight + weight_epsilon)
-  total_weight = tf.add_n(weights)
-  pooled_weight = tf.nn.avg_pool2d(weight, 3, 1, "VALID")
-  xs = _windows3x3(x)
-  ys = _windows3x3(y)
-
-  def weighted_mean(values):
-    return tf.add_n([w * v for w, v in zip(weights, values)]) / total_weight
-
-  mu_x = weighted_mean(xs)
-  mu_y = weighted_mean(ys)
-  dxs = [v - mu_x for v in xs]
-  dys = [v - mu_y for v in ys]
-  sigma_x = weighted_mean([tf.square(d) for d in dxs])
-  sigma_y = weighted_mean([tf.square(d) for d in dys])
-  sigma_xy = weighted_mean([dx * dy for dx, dy in zip(dxs, dys)])
+  x = tf.cast(tf.cast(x, tf.float32), tf.float64)
+  y = tf.cast(tf.cast(y, tf.float32), tf.float64)
+  # The weight as wide as the images, so that every product and quotient below is elementwise (no broadcasting).
+  weight = tf.broadcast_to(tf.cast(tf.cast(weight, tf.float32), tf.float64)[..., tf.newaxis], tf.shape(x))
+  shifted_weight = weight + weight_epsilon
+  x_weight = x * shifted_weight
+  y_weight = y * shifted_weight
+  fields = [weight, x_weight, y_weight]
+  if c2 != float("inf"):
+    fields += [x * x_weight, y * y_weight, x * y_weight]
+  # All fields pooled in one op, interleaved along the channels: [B, H, W, C * F] (faster than F * B images of C, or
+  # than pooling the weight's single channel on its own).
+  stacked = tf.stack(fields, axis=-1)
+  shape = tf.shape(stacked)
+  pooled = _window_means(tf.reshape(stacked, tf.concat([shape[:3], [-1]], axis=0)))
+  pooled = tf.reshape(pooled, tf.concat([tf.shape(pooled)[:3], shape[3:]], axis=0))
+  pooled_weight, *sums = tf.unstack(pooled, num=len(fields), axis=-1)
+  total_weight = pooled_weight + weight_epsilon
+  inverse_weight = 1.0 / total_weight
+  mu_x = sums[0] * inverse_weight
+  mu_y = sums[1] * inverse_weight
+  if c2 != float("inf"):
+    sigma_x = sums[2] * inverse_weight - tf.square(mu_x)
+    sigma_y = sums[3] * inverse_weight - tf.square(mu_y)
+    sigma_xy = sums[4] * inverse_weight - mu_x * mu_y
+    variances = tf.maximum(sigma_x + sigma_y, 0.0)  # >= 0 up to float64 rounding; clamped, the denominator >= c2
   if c1 == float("inf"):
     numerator = 2.0 * sigma_xy + c2
-    denominator = sigma_x + sigma_y + c2
+    denominator = variances + c2
   elif c2 == float("inf"):
     numerator = 2.0 * mu_x * mu_y + c1
     denominator = tf.square(mu_x) + tf.square(mu_y) + c1
   else:
     numerator = (2.0 * mu_x * mu_y + c1) * (2.0 * sigma_xy + c2)
-    denominator = (tf.square(mu_x) + tf.square(mu_y) + c1) * (sigma_x + sigma_y + c2)
-  ssim = numerator / denominator
-  return tf.clip_by_value((1.0 - ssim) / 2.0, 0.0, 1.0), pooled_weight
+    denominator = (tf.square(mu_x) + tf.square(mu_y) + c1) * (variances + c2)
+  ssim = tf.cast(numerator / denominator, tf.float32)
+  return tf.clip_by_value((1.0 - ssim) / 2.0, 0.0, 1.0), tf.cast(pooled_weight[..., :1], tf.float32)
 
 
 def weighted_ssim_loss(x, y, weight):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from depth_motion import geometry
+from depth_motion.geometry import rigid_motion
 from tests.geometry import reference
 
 ANGLES = np.array([[0.1, -0.2, 0.3], [-0.5, 0.4, 1.2], [0.0, 0.0, 0.0]], np.float32)
@@ -81,3 +82,50 @@ def test_mirrored_motion_moves_mirrored_points(seed):
   mirrored_rotation, mirrored_translation = geometry.mirror_motion(rotation, translation)
   np.testing.assert_allclose(geometry.transform_points(mirrored_rotation, mirrored_translation, points * mirror),
                              moved_then_mirrored, atol=1e-5)
+
+
+def _reference_rotate(rotation, vectors):
+  """The einsum `rigid_motion._rotate` this replaced (its reference for the equivalence tests and the benchmark)."""
+  vectors = tf.convert_to_tensor(vectors, tf.float32)
+  if vectors.shape.rank == 2:
+    return tf.einsum("bij,bj->bi", rotation, vectors)
+  return tf.einsum("bij,b...j->b...i", rotation, vectors)
+
+
+def random_rotate_inputs(batch, field_shape, seed=0):
+  """(R [batch, 3, 3], v [batch, *field_shape, 3]) float32: rotations of up to ~0.6 rad, normal vectors."""
+  rng = np.random.default_rng(seed)
+  rotation, _ = _random_motion(rng, batch)
+  return rotation, tf.constant(rng.normal(size=(batch, *field_shape, 3)), tf.float32)
+
+
+def _relative_deviation(new, old):
+  new, old = np.asarray(new, np.float64), np.asarray(old, np.float64)
+  return np.abs(new - old).max() / np.abs(old).max()
+
+
+@pytest.mark.parametrize("field_shape", [(), (7,), (5, 6), (2, 3, 4)])
+def test_rotate_matches_the_einsum_reference_with_gradients(field_shape):
+  rotation, vectors = random_rotate_inputs(3, field_shape, seed=len(field_shape))
+  upstream = tf.random.stateless_normal(vectors.shape, seed=[1, len(field_shape)])
+  results = []
+  for rotate in (rigid_motion._rotate, _reference_rotate):  # pylint: disable=protected-access
+    with tf.GradientTape() as tape:
+      tape.watch([rotation, vectors])
+      rotated = rotate(rotation, vectors)
+    results.append([rotated] + tape.gradient(rotated, [rotation, vectors], output_gradients=upstream))
+  (new, *new_gradients), (old, *old_gradients) = results
+  assert new.shape == old.shape == vectors.shape
+  assert _relative_deviation(new, old) < 1e-6
+  for new_gradient, old_gradient in zip(new_gradients, old_gradients):
+    assert _relative_deviation(new_gradient, old_gradient) < 1e-5
+
+
+def test_rotate_in_a_tf_function_with_unknown_field_shape_keeps_the_static_shape():
+  rotation, vectors = random_rotate_inputs(2, (4, 5), seed=3)
+  rotate = tf.function(rigid_motion._rotate,  # pylint: disable=protected-access
+                       input_signature=[tf.TensorSpec([None, 3, 3]), tf.TensorSpec([None, None, None, 3])])
+  np.testing.assert_allclose(rotate(rotation, vectors), _reference_rotate(rotation, vectors), rtol=1e-6, atol=1e-6)
+  traced = tf.function(rigid_motion._rotate).get_concrete_function(  # pylint: disable=protected-access
+      tf.TensorSpec([2, 3, 3]), tf.TensorSpec([2, 4, 5, 3]))
+  assert traced.output_shapes == tf.TensorShape([2, 4, 5, 3])
