@@ -26,7 +26,7 @@ from consistency import report
 from consistency import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
 from consistency import trainer as trainer_lib
-from datasets.labels import DataError
+from datasets import labels as labels_lib
 from segmentation import export as export_lib
 
 FLAGS = flags.FLAGS
@@ -102,9 +102,10 @@ def preflight(config, strategy):
   for stage_class in stage_classes:
     try:
       stage_class(config).preflight()
-    except (ValueError, OSError, tf.errors.OpError) as e:
-      message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-      raise RunError(f"Stage {stage_class.name}: {message}") from None
+    except tf.errors.OpError as e:
+      raise RunError(f"Stage {stage_class.name}: {labels_lib.data_error_from(e) or e.message}") from None
+    except (ValueError, OSError) as e:
+      raise RunError(f"Stage {stage_class.name}: {e}") from None
   return stage_classes
 
 
@@ -176,8 +177,14 @@ def main(argv):
   except trainer_lib.Interrupted as e:
     logging.warning("%s", e)
     sys.exit(128 + e.signum)
-  except DataError as e:
+  except labels_lib.DataError as e:
     logging.error("%s", e)
+    sys.exit(2)
+  except tf.errors.OpError as e:  # a file that fails its check as the pipeline decodes it, named in the message
+    error = labels_lib.data_error_from(e)
+    if error is None:
+      raise
+    logging.error("%s", error)
     sys.exit(2)
 
 

@@ -49,9 +49,9 @@ def read_split(root, split):
   try:
     with open(path, encoding="utf-8") as f:
       lines = f.read().splitlines()
-  except OSError as e:
-    raise DataError(f"Cannot read the CamVid {split} split file {path}: {e.strerror or e}. Expected SegNet's "
-                    f"{split}.txt at the root.") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"Cannot read the CamVid {split} split file {path}: {getattr(e, 'strerror', None) or e}. "
+                    f"Expected SegNet's {split}.txt at the root.") from None
   pairs = []
   for line_number, line in enumerate(lines, start=1):
     fields = line.split()

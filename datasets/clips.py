@@ -15,6 +15,9 @@ scene, gap fixed or uniform in a range per clip (EFC samples 1..5).
 Labels are kept on a deterministic, seeded fraction of the frames that have labels (`select_labelled_frames`; in
 a Cityscapes snippet only the 20th frame has one): the others are unlabeled and reach the model only through the
 unsupervised terms. `labelled_frames` streams just the labelled frames (T = 1) for the supervised term.
+
+Every file is checked as it is decoded (`scannet.load_frame`): a bad file ends the iteration with a
+`tf.errors.InvalidArgumentError` naming it, which `labels.data_error_from` turns into a `DataError`.
 """
 
 import dataclasses
@@ -92,7 +95,7 @@ def select_labelled_frames(scenes, fraction, seed):
 def _frame_table(scenes, labelled):
   """All frames of all scenes as flat columns, plus each frame's last index within its scene."""
   columns = {key: [] for key in ("color_path", "depth_path", "label_path", "pose", "frame_id", "scene_index",
-                                 "scene_end", "intrinsics", "label_offset", "crop")}
+                                 "scene_end", "intrinsics", "label_offset", "label_default", "crop")}
   tables, offset, total = [], 0, 0
   for scene_index, scene in enumerate(scenes):
     table = scene.frame_table()
@@ -101,7 +104,7 @@ def _frame_table(scenes, labelled):
     tables.append(np.asarray(label_table, np.int32))
     kept = np.array([(scene.name, int(f)) in labelled for f in scene.frame_ids], bool)
     columns["label_path"].append(np.where(kept, table["label_path"], ""))
-    for key in ("color_path", "depth_path", "pose", "frame_id", "intrinsics", "crop"):
+    for key in ("color_path", "depth_path", "pose", "frame_id", "intrinsics", "label_default", "crop"):
       columns[key].append(table[key])
     columns["scene_index"].append(np.full(n, scene_index, np.int32))
     columns["scene_end"].append(np.full(n, total + n - 1, np.int64))
@@ -111,6 +114,16 @@ def _frame_table(scenes, labelled):
   frames = {key: np.concatenate(value) for key, value in columns.items()}
   frames["label_size"] = np.concatenate([np.full(s.num_frames, len(t), np.int64) for s, t in zip(scenes, tables)])
   return frames, np.concatenate(tables)
+
+
+def _scene_table(scenes):
+  """Per-scene columns that `scannet.load_frame` checks every file against: sizes and the files that set them."""
+  return {
+      "color_size": np.array([s.color_size for s in scenes], np.int32),
+      "depth_size": np.array([s.depth_size or (0, 0) for s in scenes], np.int32),
+      "first_color_path": np.array([s.color_paths[0] for s in scenes], dtype=object).astype(str),
+      "first_depth_path": np.array([s.depth_paths[0] if s.has_depth else "" for s in scenes], dtype=object).astype(str),
+  }
 
 
 class ClipSource:
@@ -126,6 +139,7 @@ class ClipSource:
     self.num_frames = len(frames["frame_id"])
     self._frames = {key: tf.constant(value) for key, value in frames.items()}
     self._label_tables = tf.constant(label_tables)
+    self._scenes = {key: tf.constant(value) for key, value in _scene_table(self.scenes).items()}
     span = (config.clip_length - 1) * config.min_gap
     self.clip_starts = np.flatnonzero(np.arange(self.num_frames) + span <= frames["scene_end"]).astype(np.int64)
     if self.clip_starts.size == 0:
@@ -146,10 +160,12 @@ class ClipSource:
   def _load_frame(self, index):
     frames = self._frames
     offset, size = frames["label_offset"][index], frames["label_size"][index]
+    scene = {key: value[frames["scene_index"][index]] for key, value in self._scenes.items()}
     frame = scannet.load_frame(
         frames["color_path"][index], frames["depth_path"][index], frames["label_path"][index],
         intrinsics=frames["intrinsics"][index], size=(self.config.height, self.config.width),
-        label_table=self._label_tables[offset:offset + size], crop=frames["crop"][index])
+        label_table=self._label_tables[offset:offset + size], label_default=frames["label_default"][index],
+        crop=frames["crop"][index], **scene)
     frame["pose"] = frames["pose"][index]
     return frame
 

@@ -2,12 +2,15 @@
 
   python -m datasets.inspect --dataset=scannet --root=/data/scannet --split=val --output=sheet.png
   python -m datasets.inspect --dataset=cityscapes|camvid|kitti_flow|kitti_raw --root=DIR [--split=train|val|test]
+  python -m datasets.inspect --dataset=scannet --root=/data/scannet --check_all --output=   # decode every file
 
 Prints the scenes and frames, image resolutions, the range of the intrinsics and the class pixel frequencies over a
 sample of frames, then writes a PNG with one column per frame of a clip and rows RGB, depth, labels, ground-truth
 flow to the next frame and its visibility (white: visible in the next frame, grey: hidden there, black: no depth or
 leaves the image). KITTI flow pairs get a row of their ground-truth flow instead. Malformed data ends the command with
-one message naming the file, and exit status 1.
+one message naming the file, and exit status 1. The summary decodes a sample of frames only; `--check_all` decodes
+every frame of every scene (colour, depth, labels, with the checks training applies), lists every bad file with the
+reason, and exits with status 1 when there is one.
 
 Datasets are a small registry (`READERS`): each entry's scenes offer `name`, `frame_ids`, `num_frames`,
 `color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset lacks (depth, pose, labels) are left
@@ -93,6 +96,7 @@ class InspectConfig:
   scene: str | None
   max_scenes: int
   max_listed: int
+  check_all: bool = False
 
 
 def inspect(config, out=None):
@@ -139,10 +143,40 @@ def inspect(config, out=None):
 
   if reader.class_names:
     _print_class_frequencies(scenes, config, reader, say)
+  if config.check_all:
+    bad = check_all(scenes, config.size, say)
+    if bad:
+      raise labels_lib.DataError(f"{len(bad)} of the frames of {config.root} do not load (listed above).")
 
   if config.output:
     _write_contact_sheet(scenes, config, reader, say)
   return scenes
+
+
+def check_all(scenes, size, say):
+  """Loads every frame of `scenes` at `size` (every file decoded and checked as training does); says each failure.
+
+  Returns:
+    [(scene name, frame id, message naming the file)] of the frames that failed.
+  """
+  bad, done, total = [], 0, sum(scene.num_frames for scene in scenes)
+  say(f"checking all {total} frames ...")
+  for scene in scenes:
+    for index in range(scene.num_frames):
+      try:
+        scene.load(index, size)
+      except labels_lib.DataError as e:
+        bad.append((scene.name, scene.frame_ids[index], str(e)))
+      except tf.errors.OpError as e:
+        bad.append((scene.name, scene.frame_ids[index], str(labels_lib.data_error_from(e) or e.message)))
+      else:
+        continue
+      finally:
+        done += 1
+      say(f"  BAD {scene.name} frame {scene.frame_ids[index]}: {bad[-1][2]}")
+    say(f"  checked {done}/{total} frames ({scene.name} done), {len(bad)} bad")
+  say(f"checked {total} frames: " + (f"{len(bad)} bad" if bad else "all load"))
+  return bad
 
 
 def _scene_line(scene):
@@ -332,13 +366,15 @@ def define_flags():
   flags.DEFINE_integer("max_scenes", 0, "Read at most this many scenes (0: all); reading a scene reads all its poses.",
                        lower_bound=0)
   flags.DEFINE_integer("max_listed", 30, "Scenes listed one per line; the rest are counted.", lower_bound=0)
+  flags.DEFINE_bool("check_all", False, "Decode every frame of every scene (the summary samples a few), list each "
+                    "file that fails with the reason, and exit with status 1 if any does.")
 
 
 def config_from_flags():
   return InspectConfig(dataset=FLAGS.dataset, root=FLAGS.root, split=FLAGS.split, output=FLAGS.output,
                        size=(FLAGS.height, FLAGS.width), num_samples=FLAGS.num_samples,
                        clip_length=FLAGS.clip_length, scene=FLAGS.scene, max_scenes=FLAGS.max_scenes,
-                       max_listed=FLAGS.max_listed)
+                       max_listed=FLAGS.max_listed, check_all=FLAGS.check_all)
 
 
 def run(config):

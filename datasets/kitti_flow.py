@@ -89,8 +89,8 @@ def read_calibration(path):
   try:
     with open(path, encoding="utf-8") as f:
       lines = f.read().splitlines()
-  except OSError as e:
-    raise DataError(f"Cannot read the calibration file {path}: {e.strerror or e}.") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"Cannot read the calibration file {path}: {getattr(e, 'strerror', None) or e}.") from None
   for line in lines:
     key, _, values = line.partition(":")
     if key.strip() == "P_rect_02":

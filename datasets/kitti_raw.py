@@ -82,8 +82,8 @@ def read_test_scenes(root):
   try:
     with open(path, encoding="utf-8") as f:
       lines = f.read().splitlines()
-  except OSError as e:
-    raise DataError(f"Cannot read the test scene list {path}: {e.strerror or e}.") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"Cannot read the test scene list {path}: {getattr(e, 'strerror', None) or e}.") from None
   names = []
   for line_number, line in enumerate(lines, start=1):
     text = line.split("#", 1)[0].strip()

@@ -5,7 +5,7 @@ ScanNet stores 2-D labels in one of two id spaces:
   label/<i>.png       NYU40 ids (8-bit), as ScanNet's 2d_helpers and the scannet_frames_25k subset write them;
   label-filt/<i>.png  raw ScanNet label ids (16-bit), mapped to NYU40 by `scannetv2-labels.combined.tsv`.
 The benchmark keeps 20 NYU40 classes (class ids 1..20 in the order below); every other NYU40 id, and 0 (unannotated),
-is class 0 "background". `IGNORE_LABEL` marks pixels (or whole frames) without a label, project-wide.
+is class 0 "background". NYU40 ids stop at 40: a stored value above it is not a label, and loading it fails. `IGNORE_LABEL` marks pixels (or whole frames) without a label, project-wide.
 
 Cityscapes stores label ids 0..33 (`gtFine/..._labelIds.png`); 19 of them are the train classes, every other id is
 ignored. CamVid (SegNet's split) stores class ids 0..10 and 11 = void, which is ignored. A stored value that a dataset
@@ -14,7 +14,10 @@ never writes maps to `INVALID_LABEL` in its table: the frame loader fails on it,
 `class_names(dataset)` and `num_classes(dataset)` give the class set a dataset trains on.
 """
 
+import ast
+import codecs
 import csv
+import re
 
 import numpy as np
 
@@ -39,6 +42,10 @@ INVALID_LABEL = -1
 LABEL_TSV_NAME = "scannetv2-labels.combined.tsv"
 
 
+# Largest NYU40 id.
+MAX_NYU40_ID = 40
+
+
 class DataError(ValueError):
   """A dataset file or folder is missing or malformed; the message names it.
 
@@ -46,15 +53,76 @@ class DataError(ValueError):
   """
 
 
+# The data of the assertion of a data check that runs as a TensorFlow op (inside tf.data, `checked_decode.check`):
+# the message's parts between these two markers, which `data_error_from` finds in the op's error. Graph mode prints
+# the parts as "[<DataError>] [part] [part] ... [</DataError>]" (C-escaped), eager mode one b'part' or number a line.
+OP_ERROR_START = "<DataError>"
+OP_ERROR_END = "</DataError>"
+
+_GRAPH_MESSAGE = re.compile(r"\[" + re.escape(OP_ERROR_START) + r"\] \[(.*)\] \[" + re.escape(OP_ERROR_END) + r"\]")
+_EAGER_PART = re.compile(r"^(b(['\"]).*\2|-?\d+)$")
+
+
+def _eager_message(message):
+  lines = message.split("\n")
+  start = next((i for i, line in enumerate(lines) if line.endswith(f"b'{OP_ERROR_START}'")), None)
+  if start is None or f"b'{OP_ERROR_END}'" not in lines[start + 1:]:
+    return None
+  parts = []
+  for line in lines[start + 1:lines.index(f"b'{OP_ERROR_END}'", start + 1)]:
+    if not _EAGER_PART.match(line):
+      return None
+    try:
+      value = ast.literal_eval(line)
+    except (ValueError, SyntaxError):
+      return None
+    parts.append(value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value))
+  return "".join(parts)
+
+
+def data_error_from(error):
+  """The `DataError` that a failed TensorFlow op reports about a dataset file, or None for any other error.
+
+  The readers' tf.data pipelines check every file as they decode it (`checked_decode`); a failed check, or a file
+  that disappeared after indexing (NotFoundError), ends the iteration with a `tf.errors.OpError` whose message names
+  the file. Commands that iterate such a pipeline turn it into a DataError with this, to report it in one line:
+
+    try:
+      ...  # iterate the dataset
+    except tf.errors.OpError as e:
+      raise labels.data_error_from(e) or e
+
+  Args:
+    error: an exception (a `tf.errors.OpError`, or any other: None).
+  """
+  message = getattr(error, "message", None)
+  if not isinstance(message, str):
+    return None
+  for line in message.splitlines():
+    graph = _GRAPH_MESSAGE.search(line)
+    if graph:
+      text = codecs.escape_decode("".join(graph.group(1).split("] [")).encode("utf-8", "backslashreplace"))[0]
+      return DataError(text.decode("utf-8", "backslashreplace"))
+  eager = _eager_message(message)
+  if eager is not None:
+    return DataError(eager)
+  if type(error).__name__ == "NotFoundError":
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    first = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first)
+    return DataError(f"A dataset file is missing (deleted after the dataset was indexed?): {first}")
+  return None
+
+
 def _nyu40_to_class():
-  table = np.zeros([256], np.int32)
+  table = np.full([256], INVALID_LABEL, np.int32)
+  table[:MAX_NYU40_ID + 1] = 0
   for class_id, nyu40_id in enumerate(BENCHMARK_NYU40_IDS, start=1):
     table[nyu40_id] = class_id
   table.setflags(write=False)
   return table
 
 
-# [256] int32: NYU40 id (any 8-bit value) -> benchmark class in 0..20.
+# [256] int32: NYU40 id 0..40 -> benchmark class in 0..20; the 8-bit values above 40 -> INVALID_LABEL.
 NYU40_TO_CLASS = _nyu40_to_class()
 
 assert len(CLASS_NAMES) == NUM_CLASSES == len(BENCHMARK_NYU40_IDS) + 1
@@ -76,8 +144,8 @@ def read_label_tsv(path):
   try:
     with open(path, newline="", encoding="utf-8") as f:
       rows = list(csv.reader(f, delimiter="\t"))
-  except OSError as e:
-    raise DataError(f"Cannot read the label mapping file {path}: {e.strerror or e}.") from e
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"Cannot read the label mapping file {path}: {getattr(e, 'strerror', None) or e}.") from e
   if not rows:
     raise DataError(f"The label mapping file {path} is empty; expected a header with columns 'id' and 'nyu40id'.")
   header = [name.strip() for name in rows[0]]

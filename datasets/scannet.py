@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from datasets import checked_decode
 from datasets import labels as labels_lib
-from datasets import png
 from datasets.labels import DataError
 from depth_motion import geometry
 
@@ -99,6 +99,9 @@ class SceneIndex:
   skipped_frame_ids: tuple = ()
   crop: bool = False
 
+  def __post_init__(self):
+    check_utf8_path(self.directory, f"The folder of scene {self.name!r}")
+
   @property
   def num_frames(self):
     return len(self.frame_ids)
@@ -119,6 +122,12 @@ class SceneIndex:
   def has_poses(self):
     return self.poses is not None
 
+  @property
+  def unlisted_label(self):
+    """The class of stored label values past the end of `label_table` (`load_frame`'s `label_default`): background
+    for raw ScanNet ids (an id the tsv does not list), INVALID_LABEL (the load fails) for every other id space."""
+    return 0 if self.label_source == LABEL_RAW else labels_lib.INVALID_LABEL
+
   def labelled_frame_ids(self):
     """The ids of the frames that have a label."""
     if self.label_paths is None:
@@ -131,7 +140,10 @@ class SceneIndex:
     Returns:
       A dict of NumPy arrays with leading dimension N: `frame_id` [N] int64; `color_path`, `depth_path`,
       `label_path` [N] str ("" where the frame has no depth or no label); `pose` [N, 4, 4] float32 (NaN without
-      poses); `intrinsics` [N, 3, 3] float32 (the color K at full resolution, repeated); `crop` [N] bool.
+      poses); `intrinsics` [N, 3, 3] float32 (the color K at full resolution, repeated); `crop` [N] bool; and what
+      `load_frame` checks the files against, repeated: `label_default` [N] int32 (`unlisted_label`), `color_size`
+      and `depth_size` [N, 2] int32 (the scene's; (0, 0) without depth), `first_color_path` and `first_depth_path`
+      [N] str (the files that set them).
     """
     n = self.num_frames
     empty = [""] * n
@@ -143,7 +155,18 @@ class SceneIndex:
         "pose": np.array(self.poses, np.float32) if self.has_poses else np.full([n, 4, 4], np.nan, np.float32),
         "intrinsics": np.repeat(self.intrinsics[np.newaxis], n, axis=0),
         "crop": np.full([n], self.crop, bool),
+        "label_default": np.full([n], self.unlisted_label, np.int32),
+        "color_size": np.repeat(np.array([self.color_size], np.int32), n, axis=0),
+        "depth_size": np.repeat(np.array([self.depth_size or (0, 0)], np.int32), n, axis=0),
+        "first_color_path": np.full([n], self.color_paths[0], dtype=object).astype(str),
+        "first_depth_path": np.full([n], self.depth_paths[0] if self.has_depth else "", dtype=object).astype(str),
     }
+
+  def load_kwargs(self):
+    """`load_frame`'s keyword arguments (but `size`) for the frames of this scene."""
+    return dict(intrinsics=self.intrinsics, label_table=self.label_table, label_default=self.unlisted_label,
+                crop=self.crop, color_size=self.color_size, depth_size=self.depth_size or (0, 0),
+                first_color_path=self.color_paths[0], first_depth_path=self.depth_paths[0] if self.has_depth else "")
 
   def load(self, index, size):
     """Eagerly loads frame `index` (0..N-1, not a frame id) at `size`; bad files raise a `DataError` naming them.
@@ -155,16 +178,15 @@ class SceneIndex:
     label_path = self.label_paths[index] if self.label_paths else None
     depth_path = self.depth_paths[index] if self.has_depth else None
     try:
-      frame = load_frame(self.color_paths[index], depth_path, label_path or None, intrinsics=self.intrinsics,
-                         size=size, label_table=self.label_table, crop=self.crop)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as e:
-      paths = [p for p in (self.color_paths[index], depth_path, label_path) if p]
-      bad = next((p for p in paths if not _image_is_readable(p)), None)
-      if bad is None and label_path and _LABEL_RANGE_MESSAGE in (e.message or ""):
-        raise DataError(self._label_range_error(label_path)) from None
-      where = bad if bad else f"one of {', '.join(paths)}"
-      raise DataError(f"Scene {self.name}, frame {self.frame_ids[index]}: cannot decode {where}: "
-                      f"{e.message.splitlines()[0] if e.message else e}") from None
+      frame = load_frame(self.color_paths[index], depth_path, label_path or None, size=size, **self.load_kwargs())
+    except tf.errors.OpError as e:
+      error = labels_lib.data_error_from(e)
+      if error is None:
+        raise
+      message = str(error)
+      if label_path and message.startswith(f"label image {label_path} holds label id(s)"):
+        message = self._label_range_error(label_path) or message
+      raise DataError(f"Scene {self.name}, frame {self.frame_ids[index]}: {message}") from None
     if not self.has_depth:
       del frame["depth"]
     if self.has_poses:
@@ -173,43 +195,39 @@ class SceneIndex:
     return frame
 
   def _label_range_error(self, label_path):
-    with Image.open(label_path) as image:
-      values = np.unique(np.asarray(image))
-    table = np.asarray(self.label_table)
-    bad = [int(v) for v in values if v >= len(table) or table[v] == labels_lib.INVALID_LABEL]
-    return (f"Scene {self.name}: label image {label_path} holds label id(s) {format_ids(bad, max_ranges=5)} outside "
-            f"the ids this dataset defines (expected ids in {format_ids(labels_lib.defined_ids(table))}).")
+    """The label range message with the ids the dataset defines, or None when PIL cannot read the file."""
+    try:
+      with Image.open(label_path) as image:
+        values = np.unique(np.asarray(image))
+    except (OSError, ValueError, SyntaxError):
+      return None
+    table = np.asarray(self.label_table if self.label_table is not None else labels_lib.NYU40_TO_CLASS)
+    bad = [int(v) for v in values
+           if (v >= len(table) and self.unlisted_label == labels_lib.INVALID_LABEL) or
+           (v < len(table) and table[v] == labels_lib.INVALID_LABEL)]
+    return (f"label image {label_path} holds label id(s) {format_ids(bad, max_ranges=5)} outside the ids this "
+            f"dataset defines (expected ids in {format_ids(labels_lib.defined_ids(table))}).")
 
 
-def _image_is_readable(path):
+def check_utf8_path(path, what):
+  """Raises a DataError naming `path` (as bytes) when it is not valid UTF-8, which TensorFlow's file ops need.
+
+  Args:
+    path: str (undecodable bytes held as surrogates, as os.listdir gives them) or bytes.
+    what: what the path is, starting the message ("The scene folder").
+  """
   try:
-    with Image.open(path) as image:
-      image.load()
-    return True
-  except (OSError, ValueError, SyntaxError):
-    return False
+    (path if isinstance(path, bytes) else os.fspath(path).encode("utf-8")).decode("utf-8")
+  except (UnicodeEncodeError, UnicodeDecodeError):
+    raise DataError(f"{what} {os.fsencode(path)!r} has a name that is not valid UTF-8: TensorFlow reads only UTF-8 "
+                    f"paths. Rename it (or the folder above it that is not UTF-8).") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Frame loading (TensorFlow ops only).
 
-# Start of the message of a label image holding a value its table marks INVALID_LABEL.
-_LABEL_RANGE_MESSAGE = "Label id out of range"
-
 # The struct2depth crop keeps this middle fraction of the rows.
 CROP_ROWS = 0.5
-
-
-def _decode_png_values(encoded):
-  return png.decode_values(encoded)
-
-
-def _map_labels(values, label_table):
-  """Stored label values -> classes through `label_table`; values beyond the table are class 0 (background)."""
-  table = tf.constant(label_table, tf.int32) if not tf.is_tensor(label_table) else tf.cast(label_table, tf.int32)
-  size = tf.shape(table)[0]
-  mapped = tf.gather(table, tf.clip_by_value(values, 0, size - 1))
-  return tf.where((values >= 0) & (values < size), mapped, 0)
 
 
 def crop_box(image_size, size, crop):
@@ -239,11 +257,18 @@ def _crop(image, box):
   return image[top:bottom, left:right], (top, left)
 
 
-def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, label_table=None, crop=False):
-  """Decodes one frame and brings image, depth, labels and K to the working resolution.
+def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, label_table=None,
+               label_default=labels_lib.INVALID_LABEL, crop=False, color_size=None, depth_size=None,
+               first_color_path=None, first_depth_path=None):
+  """Decodes one frame, checking every file, and brings image, depth, labels and K to the working resolution.
 
   Color and depth are treated as registered (see the module docstring): each is resized to `size` on its own, and
   the color intrinsics, scaled with `geometry.resize_intrinsics`, describe both.
+
+  Every file is checked as it is decoded (`checked_decode`): a color PNG or JPEG, a 16-bit grayscale depth PNG, an 8-
+  or 16-bit grayscale label PNG whose every value the label table defines, each of the scene's size when given, and
+  each decodable. A file that fails fails the op with an InvalidArgumentError naming it, which
+  `labels.data_error_from` turns into a `DataError`.
 
   Args:
     color_path: scalar string (tensor): a JPEG or PNG color image.
@@ -252,9 +277,14 @@ def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, lab
     intrinsics: [3, 3] color intrinsics at the color image's own resolution.
     size: static (height, width) working resolution.
     label_table: [M] int stored label value -> class, IGNORE_LABEL or INVALID_LABEL (`SceneIndex.label_table`); None
-      means the labels are NYU40 ids (`labels.NYU40_TO_CLASS`). A value mapped to INVALID_LABEL fails the load with
-      an InvalidArgumentError naming the file.
+      means the labels are NYU40 ids (`labels.NYU40_TO_CLASS`). A value mapped to INVALID_LABEL fails the load,
+      naming the file and the ids.
+    label_default: the class of stored values at or past the end of `label_table` (`SceneIndex.unlisted_label`):
+      INVALID_LABEL (they fail the load), or 0 for raw ScanNet ids that the tsv does not list.
     crop: bool or scalar bool tensor: first cut every image to `crop_box` (the struct2depth crop); K follows exactly.
+    color_size, depth_size: [2] (height, width) that the color and depth images must have (the scene's, from its
+      first frame), or None for unchecked; a label image must have one of them. A (0, 0) depth size means none.
+    first_color_path, first_depth_path: scalar strings: the images that set those sizes, named in the messages.
 
   Returns:
     A dict: `image` [H, W, 3] float32 in [0, 1] (bilinear, antialiased); `depth` [H, W] float32 metres, 0 = missing
@@ -263,57 +293,63 @@ def load_frame(color_path, depth_path, label_path=None, *, intrinsics, size, lab
   """
   height, width = int(size[0]), int(size[1])
   size = (height, width)
+  no_path = tf.constant("")
 
-  color = tf.io.decode_image(tf.io.read_file(color_path), channels=3, expand_animations=False)
+  color = checked_decode.decode_color(color_path, color_size, first_color_path)
   color.set_shape([None, None, 3])
   box = crop_box(tf.shape(color)[:2], size, crop)
   color, (top, left) = _crop(color, box)
-  color_size = tf.shape(color)[:2]
+  color_size_cropped = tf.shape(color)[:2]
   image = tf.image.resize(tf.image.convert_image_dtype(color, tf.float32), size, method="bilinear", antialias=True)
   image = tf.clip_by_value(image, 0.0, 1.0)
 
-  def read_depth():
-    depth_mm, _ = _crop(_decode_png_values(tf.io.read_file(depth_path))[..., tf.newaxis], box)
-    depth = tf.image.resize(depth_mm, size, method="nearest")[..., 0]
-    return tf.cast(depth, tf.float32) / DEPTH_SCALE
-
-  def no_depth():
-    return tf.zeros(size, tf.float32)
-
+  # The files are decoded outside tf.cond (see `checked_decode.decode_single_channel`'s `present`).
   if depth_path is None:
-    depth = no_depth()
+    depth = tf.zeros(size, tf.float32)
   else:
-    depth = tf.cond(tf.strings.length(depth_path) > 0, read_depth, no_depth)
+    has_depth = tf.strings.length(depth_path) > 0
+    expected = () if depth_size is None else (depth_size,)
+    reference = () if depth_size is None else (no_path if first_depth_path is None else first_depth_path,)
+    values = checked_decode.decode_single_channel(depth_path, "depth image", (16,), expected, reference,
+                                                  "the scene's depth images", note=" (millimetres)",
+                                                  present=has_depth)
+
+    def read_depth():
+      depth_mm, _ = _crop(values[..., tf.newaxis], box)
+      depth = tf.image.resize(depth_mm, size, method="nearest")[..., 0]
+      return tf.cast(depth, tf.float32) / DEPTH_SCALE
+
+    depth = tf.cond(has_depth, read_depth, lambda: tf.zeros(size, tf.float32))
   depth = tf.ensure_shape(depth, size)
 
   if label_table is None:
     label_table = labels_lib.NYU40_TO_CLASS
-
-  def read_label():
-    values, _ = _crop(_decode_png_values(tf.io.read_file(label_path))[..., tf.newaxis], box)
-    values = tf.image.resize(values, size, method="nearest")[..., 0]
-    label = _map_labels(values, label_table)
-    invalid = label == labels_lib.INVALID_LABEL
-    check = tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(invalid)),
-        [_LABEL_RANGE_MESSAGE + " in label image", label_path, "holding the id",
-         tf.reduce_max(tf.where(invalid, values, -1)), "which the dataset's label table does not define"])
-    with tf.control_dependencies([check]):
-      return tf.identity(label)
-
-  def no_label():
-    return tf.fill(size, tf.constant(labels_lib.IGNORE_LABEL, tf.int32))
-
+  no_label = tf.fill(size, tf.constant(labels_lib.IGNORE_LABEL, tf.int32))
   if label_path is None:
-    label, has_label = no_label(), tf.constant(False)
+    label, has_label = no_label, tf.constant(False)
   else:
     has_label = tf.strings.length(label_path) > 0
-    label = tf.cond(has_label, read_label, no_label)
+    expected, references = (), ()
+    if color_size is not None:
+      expected, references = (color_size,), (no_path if first_color_path is None else first_color_path,)
+      if depth_size is not None:
+        expected += (depth_size,)
+        references += (no_path if first_depth_path is None else first_depth_path,)
+    values = checked_decode.decode_single_channel(label_path, "label image", (8, 16), expected, references,
+                                                  "the scene's color (or depth) images", present=has_label)
+
+    def read_label():
+      checked = checked_decode.check_labels(label_path, values, label_table, label_default)  # every value
+      checked, _ = _crop(checked[..., tf.newaxis], box)
+      checked = tf.image.resize(checked, size, method="nearest")[..., 0]
+      return checked_decode.map_labels(checked, label_table, label_default)
+
+    label = tf.cond(has_label, read_label, lambda: no_label)
   label = tf.ensure_shape(label, size)
 
   k = geometry.crop_intrinsics(tf.convert_to_tensor(intrinsics, tf.float32), tf.cast(top, tf.float32),
                                tf.cast(left, tf.float32))
-  k = geometry.resize_intrinsics(k, color_size, size)
+  k = geometry.resize_intrinsics(k, color_size_cropped, size)
   return {"image": image, "depth": depth, "label": label, "has_label": has_label, "intrinsics": k}
 
 
@@ -342,6 +378,7 @@ def list_scenes(root, split=None):
     raise ValueError(f"Unknown split {split!r}; expected one of {SPLITS} or None (every scene).")
   if not os.path.isdir(root):
     raise DataError(f"Dataset root {root} is not a directory.")
+  check_utf8_path(root, "The dataset root")
   scans = os.path.join(root, "scans")
   scene_parent = scans if os.path.isdir(scans) else root
   if split is None:
@@ -350,6 +387,8 @@ def list_scenes(root, split=None):
     scenes = sorted(entry.path for entry in os.scandir(scene_parent)
                     if entry.is_dir() and not entry.name.startswith(".") and
                     any(os.path.isdir(os.path.join(entry.path, sub)) for sub in _SCENE_SUBFOLDERS))
+    for scene in scenes:
+      check_utf8_path(scene, "The scene folder")
     if not scenes:
       raise DataError(f"No scene folders (with color/, depth/, pose/ or intrinsic/) under {scene_parent}.")
     return scenes
@@ -359,6 +398,8 @@ def list_scenes(root, split=None):
       names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
   except OSError as e:
     raise DataError(f"Cannot read the {split} split file {split_file}: {e.strerror or e}.") from e
+  except UnicodeDecodeError as e:
+    raise DataError(f"The {split} split file {split_file} is not UTF-8 text: {e}.") from None
   if not names:
     raise DataError(f"The split file {split_file} lists no scenes.")
   scenes = []
@@ -418,6 +459,7 @@ def read_scene(directory, label_table=None, label_tsv=None):
   name = os.path.basename(os.path.normpath(directory))
   if not os.path.isdir(directory):
     raise DataError(f"Scene folder {directory} does not exist.")
+  check_utf8_path(directory, "The scene folder")
 
   color_files = _list_frames(os.path.join(directory, "color"), _COLOR_NAME, "color images (<i>.jpg or <i>.png)")
   if not color_files:
@@ -442,13 +484,17 @@ def read_scene(directory, label_table=None, label_tsv=None):
     pose = _read_matrix(pose_files[i], "pose", allow_nonfinite=True)
     poses.append(pose)
     finite.append(np.all(np.isfinite(pose)))
+    if finite[-1]:
+      _check_rigid(pose, pose_files[i])
   skipped = tuple(i for i, ok in zip(frame_ids, finite) if not ok)
   if skipped:
     logging.warning("Scene %s: skipping %d of %d frames whose pose is not finite (-inf/NaN): frame ids %s.",
                     name, len(skipped), len(frame_ids), format_ids(skipped))
   kept = [k for k, ok in enumerate(finite) if ok]
   if not kept:
-    raise DataError(f"Scene {name}: every pose in {os.path.join(directory, 'pose')} is non-finite; no usable frame.")
+    files = [pose_files[i] for i in skipped]
+    raise DataError(f"Scene {name}: every pose in {os.path.join(directory, 'pose')} is non-finite; no usable frame "
+                    f"({', '.join(files[:3])}{' ...' if len(files) > 3 else ''}).")
   frame_ids = [frame_ids[k] for k in kept]
   poses = np.stack([poses[k] for k in kept]).astype(np.float32)
 
@@ -547,6 +593,8 @@ def _read_matrix(path, what, allow_nonfinite=False):
       text = f.read()
   except OSError as e:
     raise DataError(f"Cannot read {what} file {path}: {e.strerror or e}.") from e
+  except UnicodeDecodeError:
+    raise DataError(f"Malformed {what} file {path}: not UTF-8 text (expected 16 numbers, a 4x4 matrix).") from None
   try:
     values = np.array([float(v) for v in text.split()], np.float64)
   except ValueError:
@@ -557,6 +605,20 @@ def _read_matrix(path, what, allow_nonfinite=False):
   if not allow_nonfinite and not np.all(np.isfinite(values)):
     raise DataError(f"Malformed {what} file {path}: holds non-finite values.")
   return values.reshape(4, 4)
+
+
+# Largest deviation of a pose's rotation from orthonormal (|R^T R - I|), and of its last row from (0, 0, 0, 1):
+# ScanNet's and the synthetic poses are rigid to about 1e-6.
+POSE_TOLERANCE = 1e-3
+
+
+def _check_rigid(pose, path):
+  """Raises a DataError naming `path` unless the finite 4x4 `pose` is a rigid transform (rotation and translation)."""
+  rotation = pose[:3, :3]
+  error = max(np.abs(rotation.T @ rotation - np.eye(3)).max(), np.abs(pose[3] - [0.0, 0.0, 0.0, 1.0]).max())
+  if not error <= POSE_TOLERANCE:
+    raise DataError(f"Malformed pose file {path}: expected a rigid camera-to-world transform (an orthonormal rotation "
+                    f"and a translation, last row 0 0 0 1); it is off by {error:.3g}. Received: {pose.tolist()}.")
 
 
 def _read_intrinsics(path):

@@ -141,6 +141,27 @@ def test_inspect_malformed_root_exits_with_one_message(tmp_path, capsys):
   assert os.path.join(scene.directory, "pose", "1.txt") in error
 
 
+def test_check_all_decodes_every_frame_and_fails_on_a_damaged_one(tmp_path, capsys):
+  """The summary samples frames and exited 0 on a damaged dataset; --check_all finds every bad file (issue
+  [reliability] 11)."""
+  root = str(tmp_path / "data")
+  scene = fixtures.write_scene(root, "scene0000_00", num_frames=6)
+  assert inspect_lib.run(_config(root, "", num_samples=1, check_all=True)) == 0
+  assert "checked 6 frames: all load" in capsys.readouterr().out
+  damaged = [os.path.join(scene.directory, "color", "3.png"), os.path.join(scene.directory, "depth", "5.png")]
+  for path in damaged:
+    with open(path, "r+b") as f:
+      f.truncate(60)
+  assert inspect_lib.run(_config(root, "", num_samples=1)) == 0  # the sample alone does not see them
+  capsys.readouterr()
+  assert inspect_lib.run(_config(root, "", num_samples=1, check_all=True)) == 1
+  captured = capsys.readouterr()
+  assert "checked 6 frames: 2 bad" in captured.out
+  for path in damaged:
+    assert path in captured.out
+  assert "2 of the frames" in captured.err
+
+
 @pytest.mark.slow  # a fresh process imports TensorFlow again: 10-30 s on a busy 2-core machine
 def test_inspect_command_line(tmp_path):
   """The real command in a fresh process: a missing depth frame gives exit status 1 and one message, no traceback."""

@@ -34,8 +34,11 @@ def test_nyu40_to_class_table():
               39: "otherfurniture"}
   for nyu40_id, name in expected.items():
     assert labels.CLASS_NAMES[table[nyu40_id]] == name
-  for other in (0, 13, 15, 40, 41, 254, 255):
+  for other in (0, 13, 15, 40):
     assert table[other] == 0
+  # NYU40 ids stop at 40: a larger stored value is not a label (the load fails on it).
+  for not_an_id in (41, 254, 255):
+    assert table[not_an_id] == labels.INVALID_LABEL
   assert sorted(table[list(labels.BENCHMARK_NYU40_IDS)]) == list(range(1, 21))
   assert labels.IGNORE_LABEL == 255
 
@@ -155,8 +158,10 @@ def test_load_frame_inside_tf_data(dataset_root):
   size = (12, 16)
 
   def load(row):
+    checked = {key: row[key] for key in ("label_default", "color_size", "depth_size", "first_color_path",
+                                         "first_depth_path")}
     frame = scannet.load_frame(row["color_path"], row["depth_path"], row["label_path"], intrinsics=row["intrinsics"],
-                               size=size, label_table=scene.label_table)
+                               size=size, label_table=scene.label_table, **checked)
     frame["pose"] = row["pose"]
     return frame
 
