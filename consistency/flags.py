@@ -272,12 +272,32 @@ def _flag_name(line):
   return line[2:].split("=", 1)[0]
 
 
+def _config_from_lines(lines, overrides, model_dir):
+  """The TrainConfig of flag lines ("--height=64"; other lines and other flags ignored) with `overrides` on top.
+
+  The lines are parsed into private copies of the TrainConfig flags reset to their defaults: the process's own flags
+  (e.g. another command's --height) are left as they are and do not leak into the config.
+
+  Raises:
+    flags.Error, ValueError: the lines do not describe a valid TrainConfig.
+  """
+  fields = {field.name for field in dataclasses.fields(config_lib.TrainConfig)}
+  values = flags.FlagValues()
+  for name in fields:
+    values[name] = copy.deepcopy(FLAGS[name])
+    values[name].unparse()
+  booleans = {name for name in fields if isinstance(values[name].default, bool)}
+  negated = {f"no{name}" for name in booleans}  # how a flagfile writes a false boolean
+  kept = [line.strip() for line in lines if _flag_name(line) in fields | negated]
+  values(["config"] + kept + list(overrides) + [f"--model_dir={model_dir}"])
+  return config_from_flags(values)
+
+
 def read_run_config(model_dir, overrides=()):
   """The `TrainConfig` of a run, from its `<model_dir>/flags.txt`, with `overrides` applied on top.
 
-  Only the lines naming TrainConfig fields are parsed, into private copies of those flags reset to their defaults:
-  the process's own flags (e.g. another command's --height) are left as they are and do not leak into the run's
-  config. The config's model_dir is `model_dir` (the run may have been moved).
+  Only the lines naming TrainConfig fields are parsed (`_config_from_lines`). The config's model_dir is `model_dir`
+  (the run may have been moved).
 
   Args:
     model_dir: the run's --model_dir.
@@ -291,21 +311,26 @@ def read_run_config(model_dir, overrides=()):
   if not os.path.isfile(path):
     raise FileNotFoundError(f"No {path}: expected the resolved flags that consistency.train writes into its "
                             "--model_dir.")
-  fields = {field.name for field in dataclasses.fields(config_lib.TrainConfig)}
-  values = flags.FlagValues()
-  for name in fields:
-    values[name] = copy.deepcopy(FLAGS[name])
-    values[name].unparse()
   with open(path, encoding="utf-8", errors="replace") as f:
-    lines = [line.strip() for line in f]
-  booleans = {name for name in fields if isinstance(values[name].default, bool)}
-  negated = {f"no{name}" for name in booleans}  # how a flagfile writes a false boolean
-  kept = [line for line in lines if _flag_name(line) in fields | negated]
+    lines = f.readlines()
   try:
-    values([FLAGS_FILE] + kept + list(overrides) + [f"--model_dir={model_dir}"])
-    return config_from_flags(values)
+    return _config_from_lines(lines, overrides, model_dir)
   except (flags.Error, ValueError) as e:
     raise ValueError(f"The run's flags {path} do not describe a valid training config: {e}") from None
+
+
+def read_flagfile_config(path, model_dir, overrides=()):
+  """The `TrainConfig` a flagfile (e.g. configs/synthetic_depth_motion.flags) describes, with `overrides` on top.
+
+  Raises:
+    ValueError: naming the flagfile when it does not parse into a valid TrainConfig.
+  """
+  with open(path, encoding="utf-8") as f:
+    lines = f.readlines()
+  try:
+    return _config_from_lines(lines, overrides, model_dir)
+  except (flags.Error, ValueError) as e:
+    raise ValueError(f"The flagfile {path} does not describe a valid training config: {e}") from None
 
 
 def given_on_command_line(flag_values=None):

@@ -37,6 +37,29 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             "power": self.power, "warmup_steps": self.warmup_steps}
 
 
+@keras.saving.register_keras_serializable(package="consistency")
+class FusedAdam(keras.optimizers.Adam):
+  """Keras Adam whose update of a dense gradient is TensorFlow's fused kernel (`ResourceApplyAdam`): one pass over a
+  variable and its two moments instead of a dozen element-wise ops. The same arithmetic as keras.optimizers.Adam
+  (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)), the same
+  slots, so checkpoints are interchangeable. AMSGrad and sparse gradients take Keras's own update.
+  """
+
+  def update_step(self, gradient, variable, learning_rate):
+    if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+      return super().update_step(gradient, variable, learning_rate)
+    dtype = variable.dtype
+    local_step = tf.cast(self.iterations + 1, dtype)
+    index = self._get_variable_index(variable)
+    handle = (variable.value if isinstance(variable, keras.Variable) else variable).handle
+    return tf.raw_ops.ResourceApplyAdam(
+        var=handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+        beta1_power=tf.pow(tf.cast(self.beta_1, dtype), local_step),
+        beta2_power=tf.pow(tf.cast(self.beta_2, dtype), local_step), lr=tf.cast(learning_rate, dtype),
+        beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
+        grad=tf.cast(gradient, dtype), use_locking=False)
+
+
 def create_optimizer(config):
   """Adam or SGD with momentum, with the configured schedule and decoupled weight decay.
 
@@ -49,7 +72,7 @@ def create_optimizer(config):
   if config.optimizer == "sgd":
     optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, weight_decay=weight_decay)
   else:
-    optimizer = keras.optimizers.Adam(schedule, beta_1=config.momentum, weight_decay=weight_decay)
+    optimizer = FusedAdam(schedule, beta_1=config.momentum, weight_decay=weight_decay)
   if config.mixed_precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer

@@ -194,8 +194,7 @@ class Trainer:
     grad_norm = tf.linalg.global_norm(grads) / scale
     if self.config.clip_norm > 0:
       # Clipping scaled gradients at clip_norm * scale equals clipping the true gradients at clip_norm.
-      grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm * scale,
-                                        use_norm=tf.linalg.global_norm(grads))
+      grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm * scale, use_norm=grad_norm * scale)
     # Keras sums gradients over replicas again inside apply_gradients (and clips before that, per replica, which is
     # why clipping happens here): hand it 1/replicas of the all-reduced gradient so that its sum is exactly ours.
     self.optimizer.apply_gradients(zip([g / replicas for g in grads], self.variables))

@@ -86,8 +86,11 @@ def read_camera(path):
   except (TypeError, ValueError):
     raise DataError(f"The camera file {path}: intrinsic {', '.join(keys)} must be numbers. "
                     f"Received: {intrinsic}.") from None
-  if not (fx > 0 and fy > 0 and np.isfinite([cx, cy]).all()):
-    raise DataError(f"The camera file {path}: expected fx, fy > 0 and finite u0, v0. Received: {intrinsic}.")
+  # Finite as float32 too: the K the pipeline computes with.
+  with np.errstate(over="ignore"):
+    finite = np.isfinite(np.array([fx, fy, cx, cy], np.float32)).all()
+  if not (fx > 0 and fy > 0 and finite):
+    raise DataError(f"The camera file {path}: expected finite fx, fy > 0 and finite u0, v0. Received: {intrinsic}.")
   return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float32)
 
 

@@ -98,9 +98,12 @@ def read_calibration(path):
         numbers = np.array([float(v) for v in values.split()], np.float64)
       except ValueError:
         numbers = np.zeros([0])
-      if numbers.size != 12 or not numbers[0] > 0:
-        raise DataError(f"The calibration file {path}: P_rect_02 must hold 12 numbers (a 3x4 matrix with fx > 0). "
-                        f"Received: {values.strip()[:80]!r}.")
+      # Finite as float32 too: the K the pipeline computes with.
+      with np.errstate(over="ignore"):
+        finite = np.isfinite(numbers.astype(np.float32)).all()
+      if numbers.size != 12 or not (numbers[0] > 0 and numbers[5] > 0 and finite):
+        raise DataError(f"The calibration file {path}: P_rect_02 must hold 12 finite numbers (a 3x4 matrix with "
+                        f"fx, fy > 0). Received: {values.strip()[:80]!r}.")
       return numbers.reshape(3, 4)[:, :3].astype(np.float32)
   raise DataError(f"The calibration file {path} has no P_rect_02 line (the left colour camera's projection).")
 
@@ -148,6 +151,12 @@ class FlowPair:
       of a training pair "flow" [H, W, 2] (scaled to `size`, nearest) and "flow_valid" [H, W] bool.
     """
     path = self.image_paths[index]
+    # Checked before decoding (a damaged header may claim a size too large to allocate); frame 11's was not indexed.
+    header = png.read_header(path, "KITTI image")
+    if header.size != tuple(self.color_size):
+      raise DataError(f"KITTI image {path} is {header.height}x{header.width}, but the pair's first image "
+                      f"{self.image_paths[0]} is {self.color_size[0]}x{self.color_size[1]}: the two frames of a pair "
+                      f"have one size.")
     try:
       color = tf.io.decode_png(tf.io.read_file(path), channels=3)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
@@ -158,6 +167,9 @@ class FlowPair:
              "frame_id": self.frame_ids[index]}
     if index == 0 and self.has_flow:
       flow, valid = read_flow(self.flow_occ_path)
+      if flow.shape[:2] != tuple(self.color_size):
+        raise DataError(f"KITTI flow image {self.flow_occ_path} is {flow.shape[0]}x{flow.shape[1]}, but its image "
+                        f"{self.image_paths[0]} is {self.color_size[0]}x{self.color_size[1]}.")
       scale = np.array([size[1] / flow.shape[1], size[0] / flow.shape[0]], np.float32)
       frame["flow"] = tf.image.resize(flow * scale, size, method="nearest")
       frame["flow_valid"] = tf.image.resize(valid[..., np.newaxis].astype(np.uint8), size, method="nearest")[..., 0] > 0

@@ -236,6 +236,9 @@ class MotionNet(keras.Model):
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
                center_images=False, kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
                pose_solver="regression", match_radius=8, scale_init=0.01, min_scale=0.001, **kwargs):
+    # Under mixed precision only the convolutions run in the compute dtype (`_frames` casts the images and depths
+    # they read); intrinsics and the depths the pose solver reads stay float32.
+    kwargs.setdefault("autocast", False)
     super().__init__(**kwargs)
     if trunk_type not in TRUNK_TYPES:
       raise ValueError(f"MotionNet trunk_type must be one of {TRUNK_TYPES}. Received: trunk_type={trunk_type!r}")
@@ -374,7 +377,7 @@ class MotionNet(keras.Model):
     if "intrinsics" not in inputs:
       raise ValueError("MotionNet(learn_intrinsics=False) needs inputs['intrinsics'] [B, 3, 3]. Received keys: "
                        f"{sorted(inputs)}")
-    return tf.convert_to_tensor(inputs["intrinsics"], tf.float32)
+    return tf.cast(inputs["intrinsics"], tf.float32)
 
   def _least_squares_motion(self, inputs, intrinsics):
     """{"rotation", "translation"} of `pose_solver="least_squares"`: the rigid motion explaining the match j -> i."""

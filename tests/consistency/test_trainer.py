@@ -151,6 +151,32 @@ def test_learning_rate_schedules():
   assert float(optimization.WarmupDecay(0.01, 100)(70)) == pytest.approx(0.01)
 
 
+def _apply_step(optimizer, variables):
+  return tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)))
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_fused_adam_equals_keras_adam(weight_decay):
+  """Weights and both moments after 5 steps of a warm-up schedule, with and without decoupled weight decay."""
+  import keras  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  initial = [rng.normal(size=shape).astype(np.float32) for shape in ([3, 4], [5])]
+  gradients = [[rng.normal(size=w.shape).astype(np.float32) for w in initial] for _ in range(5)]
+  results = []
+  for optimizer_class in (keras.optimizers.Adam, optimization.FusedAdam):
+    variables = [keras.Variable(w) for w in initial]
+    optimizer = optimizer_class(optimization.WarmupDecay(0.01, 10, warmup_steps=3), beta_1=0.8,
+                                weight_decay=weight_decay)
+    optimizer.build(variables)
+    step = _apply_step(optimizer, variables)
+    for grads in gradients:
+      step([tf.constant(g) for g in grads])
+    results.append([v.numpy() for v in variables] + [v.numpy() for v in optimizer.variables])
+  for keras_value, fused_value in zip(*results):
+    np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-7)
+
+
 def test_config_rejects_bad_values(tmp_path):
   with pytest.raises(ValueError, match="optimizer must be"):
     _config(tmp_path, optimizer="rmsprop")

@@ -135,10 +135,22 @@ def _write_json(path, content):
     f.write(content if isinstance(content, str) else json.dumps(content))
 
 
+def _write_bytes(path, content):
+  with open(path, "wb") as f:
+    f.write(content)
+
+
 _CORRUPTIONS = {
     "camera without intrinsics": (lambda r: _write_json(_camera(r), {"extrinsic": {"x": 1.0}}), _camera,
                                   "has no intrinsics"),
     "camera not json": (lambda r: _write_json(_camera(r), "{intrinsic"), _camera, "not valid JSON"),
+    # Python's json reads Infinity and NaN; 1e39 is finite as float64 but not as the pipeline's float32.
+    "camera with infinite fx": (lambda r: _write_json(_camera(r), '{"intrinsic": {"fx": Infinity, "fy": 2, "u0": 1, '
+                                                                  '"v0": 1}}'), _camera, "expected finite fx"),
+    "camera fx past float32": (lambda r: _write_json(_camera(r), {"intrinsic": {"fx": 1e39, "fy": 2, "u0": 1,
+                                                                                "v0": 1}}), _camera,
+                               "expected finite fx"),
+    "camera not utf-8": (lambda r: _write_bytes(_camera(r), b'{"intrinsic": "\xff"}'), _camera, "not valid JSON"),
     "camera missing": (lambda r: os.remove(_camera(r)), _camera, "Missing camera file"),
     "missing snippet frame": (lambda r: os.remove(_image(r, 25)), lambda r: _image(r, 25), "frames are missing"),
     "sixteen-bit label": (lambda r: fixtures.write_png(_label(r), np.zeros(SIZE, np.uint16)), _label,

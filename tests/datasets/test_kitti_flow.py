@@ -190,7 +190,21 @@ _CORRUPTIONS = {
     "flow of another size": (lambda r: fixtures.write_png(_training(r, "flow_occ", "000000_10.png"),
                                                           np.ones([3, 4, 3], np.uint16)),
                              ("flow_occ", "000000_10.png"), "is 3x4, but its image"),
+    "calibration with inf": (lambda r: _replace(_training(r, "calib_cam_to_cam", "000000.txt"), "7.2e+01", "inf"),
+                             ("calib_cam_to_cam", "000000.txt"), "12 finite numbers"),
+    "calibration past float32": (lambda r: _replace(_training(r, "calib_cam_to_cam", "000000.txt"), "3.1e+01",
+                                                    "3.1e+39"), ("calib_cam_to_cam", "000000.txt"),
+                                 "12 finite numbers"),
+    "calibration with zero fy": (lambda r: _replace(_training(r, "calib_cam_to_cam", "000000.txt"), "7.3e+01", "0"),
+                                 ("calib_cam_to_cam", "000000.txt"), "fy > 0"),
 }
+
+
+def _replace(path, old, new):
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text.replace(old, new))
 
 
 @pytest.mark.parametrize("corruption", sorted(_CORRUPTIONS))
@@ -208,3 +222,22 @@ def test_missing_root_layout(tmp_path):
     kitti_flow.read_pairs(tmp_path)
   with pytest.raises(ValueError, match="Unknown KITTI flow split"):
     kitti_flow.read_pairs(tmp_path, "val")
+
+
+def test_a_second_frame_or_flow_of_another_size_fails_on_load_naming_it(tmp_path):
+  """Only frame 10's header is read at index time: frame 11 and the flow are checked when a pair loads."""
+  root = fixtures.write_kitti_flow(str(tmp_path))
+  second = _training(root, "image_2", "000001_11.png")
+  Image.fromarray(np.zeros((SIZE[0] + 2, SIZE[1], 3), np.uint8)).save(second)
+  pair = kitti_flow.read_pairs(root)[1]
+  pair.load(0, SIZE)
+  with pytest.raises(labels.DataError, match=r"is 8x10, but the pair's first image .*000001_10.png is 6x10") as error:
+    pair.load(1, SIZE)
+  assert second in str(error.value)
+  # A flow file whose header was right at index time, replaced since by one of another size.
+  flow = _training(root, "flow_occ", "000000_10.png")
+  pair = kitti_flow.read_pairs(root)[0]
+  fixtures.write_png(flow, np.ones([3, 4, 3], np.uint16))
+  with pytest.raises(labels.DataError, match="is 3x4, but its image") as error:
+    pair.load(0, SIZE)
+  assert flow in str(error.value)

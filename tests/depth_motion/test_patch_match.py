@@ -72,3 +72,21 @@ def test_coarse_to_fine_within_the_coarse_radius_is_the_exhaustive_search():
   pyramid = patch_match.coarse_to_fine_flow(frame_a, frame_b, radius=patch_match.COARSE_RADIUS)
   for a, b in zip(direct, pyramid):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_shifted_images_and_inside_mask_equal_a_direct_per_displacement_shift():
+  """x at x + d for every d (zeros outside) and the in-frame mask, against numpy indexing one displacement at a time."""
+  x = np.random.default_rng(0).uniform(size=[2, 5, 7, 3]).astype(np.float32)
+  radius = 2
+  shifted = patch_match._shifted(tf.constant(x), radius).numpy()
+  inside = patch_match._inside(5, 7, radius).numpy()
+  for k, (dx, dy) in enumerate(patch_match.displacements(radius).numpy().astype(int)):
+    expected = np.zeros_like(x)
+    expected_inside = np.zeros([5, 7], bool)
+    for row in range(5):
+      for column in range(7):
+        if 0 <= row + dy < 5 and 0 <= column + dx < 7:
+          expected[:, row, column] = x[:, row + dy, column + dx]
+          expected_inside[row, column] = True
+    np.testing.assert_array_equal(shifted[:, :, :, k], expected)
+    np.testing.assert_array_equal(inside[:, :, k], expected_inside)
