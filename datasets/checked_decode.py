@@ -132,8 +132,10 @@ def decode_color(path, expected_size=None, reference=None, what="color image"):
   checks = [check(header.is_png | header.is_jpeg, "cannot decode the ", what, " ", path,
                   ": it is not a PNG or JPEG file.")]
   with tf.control_dependencies(checks):
-    # A PNG's size is in its header; a JPEG's needs a parse that may fail (tried on every file: no tf.cond).
-    jpeg_size = _try(encoded, lambda data: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
+    # A PNG's size is in its header; a JPEG's needs a parse that may fail (tried on every file: no tf.cond; a PNG
+    # is parsed as empty bytes, for which libjpeg prints nothing, where it would print "Not a JPEG file" per frame).
+    jpeg_size = _try(tf.where(header.is_jpeg, encoded, ""),
+                     lambda data: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
                      tf.constant([-1, -1], tf.int64))
     size = tf.where(header.is_png, header.size, jpeg_size)
   checks = [check(size[0] >= 0, *_corrupt(what, path))]

@@ -76,8 +76,12 @@ def peak_flow(scores, radius, temperature):
   best_displacement = tf.gather(table, best)
   flow = best_displacement + tf.stack([offset_x, offset_y], axis=-1)
   probabilities = tf.nn.softmax(temperature * scores, axis=-1)
-  distance = tf.reduce_max(tf.abs(table - best_displacement[..., tf.newaxis, :]), axis=-1)
-  confidence = tf.reduce_sum(probabilities * tf.cast(distance <= 1.0, tf.float32), axis=-1)
+  # The mass within one row and one column of the best: the 3 x 3 neighbourhood as a row mask times a column mask.
+  offsets = tf.range(size)
+  near_row = tf.cast(tf.abs(offsets - row[..., tf.newaxis]) <= 1, tf.float32)
+  near_column = tf.cast(tf.abs(offsets - column[..., tf.newaxis]) <= 1, tf.float32)
+  grid = tf.reshape(probabilities, tf.concat([tf.shape(probabilities)[:3], [size, size]], axis=0))
+  confidence = tf.einsum("bhwrc,bhwr,bhwc->bhw", grid, near_row, near_column)
   return flow, confidence
 
 

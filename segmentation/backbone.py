@@ -1,4 +1,6 @@
-"""ResNet backbone (keras-cv 0.9 `ResNetBackbone`, ResNet v1) exposing pyramid levels P2..P5 as a level-keyed dict.
+"""The segmenter's encoders, exposing pyramid levels P2..P5 as a level-keyed dict: ResNets (keras-cv 0.9
+`ResNetBackbone`, ResNet v1, randomly initialised) and EfficientNet-Lite0 (`efficientnet_lite`, ImageNet weights from
+`pretrained`). `create` builds one by name, `normalize` maps [0, 1] images to the input range it expects.
 
 The network is always built from architecture arguments and randomly initialised: presets (`from_preset`) download
 weights, which is impossible here. keras-cv's ResNet has a fixed 64-channel stem (7x7 conv, stride 2, + 3x3 max-pool,
@@ -8,6 +10,9 @@ stride 2); its first basic-block stack has an identity shortcut, so basic-block 
 
 import keras
 import keras_cv
+import tensorflow as tf
+
+from segmentation import efficientnet_lite
 
 # name -> (block type, blocks per stack). Widths default to RESNET_FILTERS.
 RESNET_ARCHITECTURES = {
@@ -21,6 +26,37 @@ RESNET_FILTERS = (64, 128, 256, 512)
 RESNET_STRIDES = (1, 2, 2, 2)
 BLOCK_TYPES = {"basic": "basic_block", "bottleneck": "block"}  # ours -> keras-cv's names
 STEM_FILTERS = 64  # fixed by keras-cv
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+ARCHITECTURES = tuple(RESNET_ARCHITECTURES) + (EFFICIENTNET_LITE0,)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS = ("none", "imagenet")  # --backbone_weights; "imagenet" exists for EfficientNet-Lite0 only
+
+
+def create(architecture, filters=None, blocks=None, name="backbone"):
+  """The encoder `architecture` (one of ARCHITECTURES), randomly initialised.
+
+  Raises:
+    ValueError: an unknown architecture, or stack widths / block counts given for EfficientNet-Lite0 (fixed).
+  """
+  if architecture == EFFICIENTNET_LITE0:
+    if filters or blocks:
+      raise ValueError(f"backbone_filters and backbone_blocks shape ResNets; {EFFICIENTNET_LITE0} is fixed. "
+                       f"Received: filters={filters}, blocks={blocks}")
+    return efficientnet_lite.EfficientNetLiteFeatures(name=name)
+  if architecture not in RESNET_ARCHITECTURES:
+    raise ValueError(f"backbone must be one of {list(ARCHITECTURES)}. Received: {architecture!r}")
+  return ResNetFeatures(architecture=architecture, stackwise_num_filters=filters, stackwise_num_blocks=blocks,
+                        name=name)
+
+
+def normalize(architecture, images):
+  """[B, H, W, 3] images in [0, 1] -> float32 in the range `architecture` expects (ResNets: ImageNet mean and
+  standard deviation; EfficientNet-Lite0: [-1, 1], its weights' preprocessing)."""
+  if architecture == EFFICIENTNET_LITE0:
+    return efficientnet_lite.normalize(images)
+  images = tf.cast(images, tf.float32)
+  return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
 
 
 @keras.saving.register_keras_serializable(package="segmentation")

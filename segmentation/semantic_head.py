@@ -88,7 +88,10 @@ class SemanticFpnHead(keras.layers.Layer):
         setattr(self, conv.name, conv)
         setattr(self, norm.name, norm)
         channels = self.filters
-    self._classifier = keras.layers.Conv2D(self.num_classes, 1, kernel_initializer=nasfpn.conv_initializer(),
+    # Small weights (as Model Garden's segmentation heads): the untrained logits are near 0 and the first loss near
+    # ln(num_classes); He init made them large (first cross-entropy 13-19 for 19-21 classes).
+    self._classifier = keras.layers.Conv2D(self.num_classes, 1,
+                                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                                            name="classifier")
     self._classifier.build((None, None, None, self.filters))
 

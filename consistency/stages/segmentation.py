@@ -29,7 +29,8 @@ def segmenter_config(config):
   """The `SegmenterConfig` a TrainConfig describes."""
   return segmenter_lib.SegmenterConfig(
       backbone=config.backbone, backbone_filters=config.backbone_filters or None,
-      backbone_blocks=config.backbone_blocks or None, nasfpn_filters=config.nasfpn_filters,
+      backbone_blocks=config.backbone_blocks or None, backbone_weights=config.backbone_weights,
+      nasfpn_filters=config.nasfpn_filters,
       nasfpn_repeats=config.nasfpn_repeats, head_filters=config.head_filters, head_groups=config.head_groups,
       num_classes=sources.num_classes(video.source_spec(config)), input_size=(config.height, config.width))
 

@@ -161,3 +161,21 @@ def test_every_term_is_finite_and_gradients_reach_both_branches():
   # The occlusion heads learn from L_occ alone by default: the photometric term does not reach them.
   head = net.occlusion_2.trainable_variables  # pylint: disable=no-member
   assert all(g is None for g in tape.gradient(terms["photometric"], head))
+
+
+def test_area_downsampling_by_an_integer_factor_is_an_average_pool_without_resize_area():
+  """Equal to tf.image.resize(area) and, inside a graph with static shapes, no ResizeArea op (XLA has no kernel)."""
+  images = tf.random.stateless_uniform([2, 16, 24, 3], [0, 1])
+  expected = tf.image.resize(images, [4, 6], method="area")
+  np.testing.assert_allclose(efc_losses._resize_images(images, [4, 6]), expected, atol=1e-6)
+
+  @tf.function(autograph=False)
+  def downsample(x):
+    return efc_losses._resize_images(x, [4, 6])
+
+  np.testing.assert_allclose(downsample(images), expected, atol=1e-6)
+  ops = {op.type for op in downsample.get_concrete_function(images).graph.get_operations()}
+  assert "ResizeArea" not in ops and "AvgPool" in ops
+  # Not a multiple: the area resize itself.
+  np.testing.assert_allclose(efc_losses._resize_images(images[:, :15], [4, 6]),
+                             tf.image.resize(images[:, :15], [4, 6], method="area"), atol=1e-6)

@@ -72,3 +72,12 @@ def test_a_scene_folder_name_that_is_not_utf8_is_a_data_error(tmp_path):
   os.rename(os.path.join(root, "scene0000_00"), os.path.join(os.fsencode(root), b"scene\xff_00"))
   with pytest.raises(labels.DataError, match=r"scene.*ff"):
     scannet.read_scenes(root)
+
+
+def test_decoding_png_frames_prints_nothing(tmp_path, capfd):
+  """The JPEG size probe is not run on PNGs: libjpeg printed "Not a JPEG file" to stderr once per frame."""
+  source = clips.ClipSource([scannet.read_scene(_scene(tmp_path))],
+                            clips.ClipConfig(height=SIZE[0], width=SIZE[1], clip_length=1, batch_size=1))
+  capfd.readouterr()
+  assert sum(1 for _ in source.dataset(training=False)) > 0
+  assert "JPEG" not in capfd.readouterr().err

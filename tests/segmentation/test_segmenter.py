@@ -1,6 +1,7 @@
 """The segmenter and its parts: backbone levels, head stages, shapes at many sizes, configs, save/load, a train step."""
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
@@ -131,11 +132,53 @@ def test_features_are_exposed(tiny_model):
   assert list(tiny_model(images)) == ["logits"]
 
 
-def test_normalisation_is_imagenet_mean_std():
-  images = tf.constant(np.broadcast_to(segmenter.IMAGENET_MEAN, [1, 2, 2, 3]), tf.float32)
-  np.testing.assert_allclose(segmenter.normalize_images(images), 0.0, atol=1e-6)
-  ones = segmenter.normalize_images(tf.ones([1, 1, 1, 3]))[0, 0, 0]
-  np.testing.assert_allclose(ones, (1 - np.array(segmenter.IMAGENET_MEAN)) / segmenter.IMAGENET_STD, rtol=1e-6)
+def test_normalisation_per_backbone():
+  """ResNets: ImageNet mean and std; EfficientNet-Lite0: [0, 1] -> [-1, 1] as (255 x - 127) / 128."""
+  images = tf.constant(np.broadcast_to(backbone.IMAGENET_MEAN, [1, 2, 2, 3]), tf.float32)
+  np.testing.assert_allclose(backbone.normalize("resnet50", images), 0.0, atol=1e-6)
+  ones = backbone.normalize("resnet18", tf.ones([1, 1, 1, 3]))[0, 0, 0]
+  np.testing.assert_allclose(ones, (1 - np.array(backbone.IMAGENET_MEAN)) / backbone.IMAGENET_STD, rtol=1e-6)
+  lite = backbone.normalize("efficientnet_lite0", tf.constant([[[[0.0, 127 / 255, 1.0]]]]))[0, 0, 0]
+  np.testing.assert_allclose(lite, [-127 / 128, 0.0, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("config", [TINY, dataclasses.replace(TINY, backbone="efficientnet_lite0", backbone_filters=None,
+                                                               backbone_blocks=None)], ids=["resnet", "lite0"])
+def test_first_step_cross_entropy_is_about_log_num_classes(config):
+  """The classifier starts small (normal, stddev 0.01): the untrained loss is ln C, not 13-19 as with He init."""
+  keras.utils.set_random_seed(0)
+  model = segmenter.Segmenter(config)
+  images = tf.random.stateless_uniform([2, 64, 64, 3], [0, 1])
+  labels_ = tf.random.stateless_uniform([2, 64, 64], [0, 2], maxval=config.num_classes, dtype=tf.int32)
+  logits = model(images, training=True)["logits"]
+  loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels_, logits)))
+  assert loss == pytest.approx(math.log(config.num_classes), rel=0.2)
+
+
+def test_imagenet_weights_only_for_efficientnet_lite0():
+  with pytest.raises(ValueError, match="efficientnet_lite0 only"):
+    segmenter.SegmenterConfig(backbone="resnet50", backbone_weights="imagenet")
+  with pytest.raises(ValueError, match="backbone_weights must be one of"):
+    segmenter.SegmenterConfig(backbone="efficientnet_lite0", backbone_weights="coco")
+  with pytest.raises(ValueError, match="efficientnet_lite0 is fixed"):
+    segmenter.SegmenterConfig(backbone="efficientnet_lite0", backbone_filters=(8, 8, 16, 16))
+
+
+def test_efficientnet_lite0_backbone_starts_from_imagenet():
+  """The segmenter's encoder holds the ImageNet weights after building (the classifier-free part of the network)."""
+  from segmentation import pretrained  # pylint: disable=import-outside-toplevel
+
+  config = dataclasses.replace(TINY, backbone="efficientnet_lite0", backbone_filters=None, backbone_blocks=None,
+                               backbone_weights="imagenet")
+  model = segmenter.Segmenter(config)
+  model.build((None, 64, 64, 3))
+  weights = pretrained.converted_weights()
+  np.testing.assert_array_equal(model.backbone.stem_conv.get_weights()[0], weights["stem_conv"][0])
+  np.testing.assert_array_equal(model.backbone.blocks[-1].project_bn.get_weights()[3], weights["block15/project_bn"][3])
+  assert model.backbone.channels == {2: 24, 3: 40, 4: 112, 5: 320}
+  levels = model.backbone_features(tf.zeros([1, 64, 96, 3]))
+  assert {level: tuple(x.shape) for level, x in levels.items()} == {
+      2: (1, 16, 24, 24), 3: (1, 8, 12, 40), 4: (1, 4, 6, 112), 5: (1, 2, 3, 320)}
 
 
 def test_config_round_trip_with_non_default_fields():
@@ -143,8 +186,11 @@ def test_config_round_trip_with_non_default_fields():
       backbone="resnet18", backbone_filters=(64, 8, 8, 16), backbone_blocks=(1, 1, 2, 1), nasfpn_filters=24,
       nasfpn_repeats=2, head_filters=12, head_groups=3, head_backbone_p2=True, num_classes=9, input_size=(96, 160),
       sync_batch_norm=True)
-  assert all(getattr(config, f.name) != f.default for f in dataclasses.fields(config))
+  # backbone_weights="imagenet" needs efficientnet_lite0, which has no filters or blocks: round-tripped below.
+  assert all(getattr(config, f.name) != f.default for f in dataclasses.fields(config) if f.name != "backbone_weights")
   assert segmenter.SegmenterConfig.from_dict(config.to_dict()) == config
+  lite = segmenter.SegmenterConfig(backbone="efficientnet_lite0", backbone_weights="imagenet")
+  assert segmenter.SegmenterConfig.from_dict(lite.to_dict()) == lite
   # JSON turns tuples into lists; they come back as tuples.
   as_json = {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
   assert segmenter.SegmenterConfig.from_dict(as_json) == config

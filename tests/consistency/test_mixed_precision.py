@@ -1,0 +1,67 @@
+"""Every stage trains under --mixed_precision=mixed_bfloat16: one step's float32 losses stay within bf16's tolerance
+of the float32 step with the same weights, and its gradients are finite."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from consistency import config as config_lib
+from consistency import distribution
+from consistency import stage as stage_lib
+from consistency import stages  # noqa: F401  (registers the stages)
+from consistency import trainer as trainer_lib
+
+TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
+            nasfpn_repeats=1, head_filters=16, head_groups=4, efc_flow_filters=8)
+STAGES = {
+    "segmentation": dict(label_fraction=0.5, **TINY),
+    "depth_motion": dict(dm_clip_length=2, dm_motion_pose_solver="least_squares", dm_motion_trunk="correlation",
+                         dm_intrinsics="given", dm_max_noise_stddev=0.0),
+    "consistency": dict(label_fraction=0.5, geometry="ground_truth", consistency_init_dir="none", **TINY),
+    "efc": dict(label_fraction=0.5, width=96, efc_loss_levels=(0, 2, 3, 4), **TINY),
+}
+
+
+@pytest.fixture(name="float32_policy_after")
+def _float32_policy_after():
+  yield
+  keras.mixed_precision.set_global_policy("float32")
+
+
+def _trainer(tmp_path, name, precision):
+  settings = dict(model_dir=str(tmp_path / precision), stages=(name,), batch_size=2, dataset="synthetic",
+                  data_root=str(tmp_path / "data"), synthetic_scenes=3, synthetic_frames=8, height=64, width=64,
+                  mixed_precision=precision)
+  config = config_lib.TrainConfig(**{**settings, **STAGES[name]})
+  stage = stage_lib.get(name)(config)
+  return stage, trainer_lib.Trainer(stage, config, distribution.create_strategy(1), str(tmp_path / precision / name))
+
+
+def _losses_and_gradients(stage, trainer, batch):
+  with tf.GradientTape() as tape:
+    losses, _ = stage.compute_losses(trainer.models, batch, trainer.step, training=False)
+    losses = {name: tf.cast(value, tf.float32) for name, value in losses.items()}
+    total = tf.add_n(list(losses.values()))
+  gradients = tape.gradient(total, trainer.variables)
+  return {name: float(value) for name, value in losses.items()}, gradients
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_a_bf16_step_matches_the_float32_step(tmp_path, name, float32_policy_after):
+  del float32_policy_after
+  stage, reference = _trainer(tmp_path, name, "none")
+  batch = next(iter(stage.train_dataset(0)))
+  expected, _ = _losses_and_gradients(stage, reference, batch)
+  weights = {key: model.get_weights() for key, model in reference.models.items()}
+
+  stage, mixed = _trainer(tmp_path, name, "mixed_bfloat16")
+  assert keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
+  for key, model in mixed.models.items():
+    model.set_weights(weights[key])
+  losses, gradients = _losses_and_gradients(stage, mixed, batch)
+  assert set(losses) == set(expected)
+  for term, value in expected.items():
+    assert losses[term] == pytest.approx(value, rel=0.03, abs=1e-3), term
+  assert all(g is None or np.all(np.isfinite(tf.convert_to_tensor(g).numpy())) for g in gradients)
+  assert any(g is not None for g in gradients)
