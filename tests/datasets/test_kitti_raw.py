@@ -175,7 +175,7 @@ _CORRUPTIONS = {
                                       "2011_09_28/calib_cam_to_cam.txt", "has no P_rect_02 line"),
     "malformed P_rect_02": (lambda r: _rewrite(f"{r}/2011_09_26/calib_cam_to_cam.txt",
                                                "P_rect_02: 7.2e+02 0.0 6.0e+02\n"),
-                            "2011_09_26/calib_cam_to_cam.txt", "P_rect_02 must hold 12 numbers"),
+                            "2011_09_26/calib_cam_to_cam.txt", "P_rect_02 must hold 12 finite numbers"),
     "drive without image_02/data": (lambda r: os.rename(f"{r}/{_DRIVE_1}/image_02", f"{r}/{_DRIVE_1}/image_02_x"),
                                     f"{_DRIVE_1}/image_02/data", "has no folder .*left colour camera"),
     "empty image_02/data": (lambda r: [os.remove(f"{r}/{_DRIVE_1}/image_02/data/{i:010d}.png")
