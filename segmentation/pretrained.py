@@ -80,6 +80,8 @@ def read_image(path):
   Raises:
     ValueError: naming the file when it cannot be read or decoded.
   """
+  if not os.path.isfile(path):
+    raise ValueError(f"Cannot read the image {path}: no such file.")
   try:
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
   except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
@@ -100,21 +102,20 @@ def top_classes(network, image, top=5):
   return [(names[i], float(probabilities[i])) for i in np.argsort(-probabilities)[:top]]
 
 
-_IMAGE = flags.DEFINE_string("image", None, "A PNG or JPEG photograph to classify.")
-_TOP = flags.DEFINE_integer("top", 5, "How many classes to print.")
-
-
 def main(argv):
   del argv
-  if not _IMAGE.value:
+  if not flags.FLAGS.image:
     raise app.UsageError("--image is required.")
   try:
-    image = read_image(_IMAGE.value)
+    image = read_image(flags.FLAGS.image)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
-  for rank, (name, probability) in enumerate(top_classes(imagenet_network(), image, _TOP.value), start=1):
+  for rank, (name, probability) in enumerate(top_classes(imagenet_network(), image, flags.FLAGS.top), start=1):
     print(f"{rank}. {name}: {probability:.3f}")
 
 
 if __name__ == "__main__":
+  # Defined only when run as a command: the segmenter imports this module, and its importers' flags must not clash.
+  flags.DEFINE_string("image", None, "A PNG or JPEG photograph to classify.")
+  flags.DEFINE_integer("top", 5, "How many classes to print.")
   app.run(main)

@@ -90,3 +90,15 @@ def test_shifted_images_and_inside_mask_equal_a_direct_per_displacement_shift():
           expected_inside[row, column] = True
     np.testing.assert_array_equal(shifted[:, :, :, k], expected)
     np.testing.assert_array_equal(inside[:, :, k], expected_inside)
+
+
+def test_peak_confidence_is_the_softmax_mass_within_one_displacement_of_the_best():
+  radius, temperature = 3, 5.0
+  scores = np.random.default_rng(2).uniform(-1, 1, size=[2, 3, 4, (2 * radius + 1)**2]).astype(np.float32)
+  _, confidence = patch_match.peak_flow(tf.constant(scores), radius, temperature)
+  table = patch_match.displacements(radius).numpy()
+  probabilities = np.exp(temperature * scores)
+  probabilities /= probabilities.sum(axis=-1, keepdims=True)
+  best = table[scores.argmax(axis=-1)]  # [2, 3, 4, 2]
+  near = np.abs(table[np.newaxis, np.newaxis, np.newaxis] - best[..., np.newaxis, :]).max(axis=-1) <= 1
+  np.testing.assert_allclose(confidence, (probabilities * near).sum(axis=-1), rtol=1e-5)

@@ -72,3 +72,11 @@ def test_other_files_are_named(tmp_path):
     torch_checkpoint.read_state_dict(str(text))
   with pytest.raises(ValueError, match="Cannot read the image .*notes.txt"):
     pretrained.read_image(str(text))
+  with pytest.raises(ValueError, match="missing.jpg: no such file"):
+    pretrained.read_image(str(tmp_path / "missing.jpg"))
+
+
+def test_importing_the_module_defines_no_flags():
+  """The segmenter imports it: its command-line flags would clash with an importer's (--top, --image)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  assert "image" not in flags.FLAGS and "top" not in flags.FLAGS
