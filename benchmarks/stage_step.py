@@ -50,6 +50,7 @@ CASES = {
     "depth_motion_kitti": ("configs/synthetic_depth_motion.flags", ("--height=128", "--width=416",
                                                                     "--dm_clip_length=3")),
 }
+TOP_OPS = 12  # op types listed per profiled case
 _SMALL_VIDEO = ("--synthetic_scenes=6", "--synthetic_frames=24")
 
 _CASES = flags.DEFINE_list("cases", list(CASES), f"Cases to run: {', '.join(CASES)}.")
@@ -58,7 +59,6 @@ _PRECISIONS = flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "fl
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed loop.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed loops per cell (the median is reported).")
 _PROFILE = flags.DEFINE_list("profile", ["depth_motion"], "Cases whose tf.function steps are traced for the top ops.")
-_TOP = flags.DEFINE_integer("top", 12, "Op types listed per profiled case.")
 _REPORT = flags.DEFINE_string("report", "benchmarks/reports/stage_step.md", "Markdown report path ('' to skip).")
 
 
@@ -146,7 +146,7 @@ def measure(label, mode, precision, limit, profile):
       cell = {"ms": 1000 * seconds, "examples": stage.batch_size_of(batch) / seconds, "gflop": gflop,
               "limit %": 100 * gflop / seconds / limit}
       if profile:
-        cell["top ops"] = top_ops(loop, iterator, _STEPS.value, _TOP.value)
+        cell["top ops"] = top_ops(loop, iterator, _STEPS.value, TOP_OPS)
       return cell
     except (tf.errors.OpError, ValueError, TypeError) as e:
       return {"error": f"{type(e).__name__}: {_cause(e)}"}

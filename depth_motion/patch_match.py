@@ -108,8 +108,12 @@ def _shifted(x, radius):
 def _inside(height, width, radius):
   """[H, W, K] bool: whether x + d lies in an H x W frame, for every displacement d of `displacements(radius)`."""
   offsets = tf.range(-radius, radius + 1)
-  rows = (tf.range(height)[:, tf.newaxis] + offsets >= 0) & (tf.range(height)[:, tf.newaxis] + offsets < height)
-  columns = (tf.range(width)[:, tf.newaxis] + offsets >= 0) & (tf.range(width)[:, tf.newaxis] + offsets < width)
+
+  def within(length):  # [length, 2 r + 1]: position + offset in [0, length)
+    shifted = tf.range(length)[:, tf.newaxis] + offsets
+    return (shifted >= 0) & (shifted < length)
+
+  rows, columns = within(height), within(width)
   size = 2 * radius + 1
   both = rows[:, tf.newaxis, :, tf.newaxis] & columns[tf.newaxis, :, tf.newaxis, :]  # [H, W, dy, dx]
   return tf.reshape(both, [height, width, size * size])

@@ -13,6 +13,7 @@ import keras_cv
 import tensorflow as tf
 
 from segmentation import efficientnet_lite
+from segmentation import nasfpn
 
 # name -> (block type, blocks per stack). Widths default to RESNET_FILTERS.
 RESNET_ARCHITECTURES = {
@@ -37,12 +38,10 @@ def create(architecture, filters=None, blocks=None, name="backbone"):
   """The encoder `architecture` (one of ARCHITECTURES), randomly initialised.
 
   Raises:
-    ValueError: an unknown architecture, or stack widths / block counts given for EfficientNet-Lite0 (fixed).
+    ValueError: an unknown architecture. (`filters` and `blocks` shape ResNets; `SegmenterConfig` refuses them for
+      EfficientNet-Lite0, whose architecture is fixed.)
   """
   if architecture == EFFICIENTNET_LITE0:
-    if filters or blocks:
-      raise ValueError(f"backbone_filters and backbone_blocks shape ResNets; {EFFICIENTNET_LITE0} is fixed. "
-                       f"Received: filters={filters}, blocks={blocks}")
     return efficientnet_lite.EfficientNetLiteFeatures(name=name)
   if architecture not in RESNET_ARCHITECTURES:
     raise ValueError(f"backbone must be one of {list(ARCHITECTURES)}. Received: {architecture!r}")
@@ -126,9 +125,7 @@ class ResNetFeatures(keras.layers.Layer):
     return dict(zip(self.levels, self.network(images, training=training)))
 
   def compute_output_shape(self, input_shape):
-    batch, height, width = input_shape[0], input_shape[1], input_shape[2]
-    return {level: (batch, None if height is None else -(-height // 2**level),
-                    None if width is None else -(-width // 2**level), c) for level, c in self.channels.items()}
+    return nasfpn.level_shapes(input_shape, self.channels)
 
   def get_config(self):
     config = super().get_config()

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from segmentation import nasfpn
+
 # (repeats, kernel, stride, expansion, output filters) of the 7 stages of EfficientNet-B0 / Lite0.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
@@ -78,9 +80,7 @@ class EfficientNetLiteFeatures(keras.layers.Layer):
     self.built = True
 
   def compute_output_shape(self, input_shape):
-    batch, height, width = input_shape[0], input_shape[1], input_shape[2]
-    return {level: (batch, None if height is None else -(-height // 2**level),
-                    None if width is None else -(-width // 2**level), c) for level, c in self.channels.items()}
+    return nasfpn.level_shapes(input_shape, self.channels)
 
   def _trunk(self, x, training):
     x = _relu6(self.stem_bn(self.stem_conv(x), training=training))

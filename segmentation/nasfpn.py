@@ -178,6 +178,14 @@ def conv_initializer():
   return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
 
 
+def level_shapes(input_shape, channels):
+  """{level: shape} of an encoder's levels for an input of `input_shape` [B, H, W, C]: level l has stride 2^l
+  (ceil(H / 2^l) rows) and `channels[l]` channels; unknown sizes stay None."""
+  batch, height, width = input_shape[0], input_shape[1], input_shape[2]
+  return {level: (batch, None if height is None else -(-height // 2**level),
+                  None if width is None else -(-width // 2**level), c) for level, c in channels.items()}
+
+
 def level_dict(features, name="features"):
   """{level: value} with int levels, from a dict whose keys may be ints or their strings (JSON round trips)."""
   if not isinstance(features, dict):

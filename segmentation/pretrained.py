@@ -6,9 +6,9 @@ caches (keyed by the source file's size and modification time), so later runs sk
 
 A check a person can run, the classic one of an ImageNet model:
 
-    python -m segmentation.pretrained --image=PATH [--top=5]
+    python -m segmentation.pretrained --image=PATH
 
-prints the top classes with their probabilities; matplotlib's sample photograph of Grace Hopper
+prints the 5 most probable classes with their probabilities; matplotlib's sample photograph of Grace Hopper
 (`mpl-data/sample_data/grace_hopper.jpg`) gives "military uniform".
 """
 
@@ -110,12 +110,11 @@ def main(argv):
     image = read_image(flags.FLAGS.image)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
-  for rank, (name, probability) in enumerate(top_classes(imagenet_network(), image, flags.FLAGS.top), start=1):
+  for rank, (name, probability) in enumerate(top_classes(imagenet_network(), image), start=1):
     print(f"{rank}. {name}: {probability:.3f}")
 
 
 if __name__ == "__main__":
   # Defined only when run as a command: the segmenter imports this module, and its importers' flags must not clash.
   flags.DEFINE_string("image", None, "A PNG or JPEG photograph to classify.")
-  flags.DEFINE_integer("top", 5, "How many classes to print.")
   app.run(main)
