@@ -104,6 +104,7 @@ class TrainConfig:
   dm_motion_correlation_radius: int = 3
   dm_motion_pose_solver: str = "regression"
   dm_motion_match_radius: int = 8
+  dm_depth_encoder: str = "resnet18"
   dm_depth_mean_normalized: bool = False
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
@@ -152,6 +153,8 @@ class TrainConfig:
     if not self.dm_photometric_blurs or any(size < 1 for size in self.dm_photometric_blurs):
       raise ValueError(f"dm_photometric_blurs must be one or more positive box filter sizes, e.g. 1,5. Received: "
                        f"{self.dm_photometric_blurs}")
+    if self.dm_depth_encoder not in ("resnet18", "efficientnet_lite0"):
+      raise ValueError(f"dm_depth_encoder must be resnet18 or efficientnet_lite0. Received: {self.dm_depth_encoder!r}")
     if self.dm_motion_trunk not in ("plain", "correlation"):
       raise ValueError(f"dm_motion_trunk must be plain or correlation. Received: {self.dm_motion_trunk!r}")
     if self.dm_motion_trunk == "correlation" and self.dm_residual_translation:

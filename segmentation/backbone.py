@@ -3,9 +3,11 @@
 `pretrained`). `create` builds one by name, `normalize` maps [0, 1] images to the input range it expects.
 
 The network is always built from architecture arguments and randomly initialised: presets (`from_preset`) download
-weights, which is impossible here. keras-cv's ResNet has a fixed 64-channel stem (7x7 conv, stride 2, + 3x3 max-pool,
-stride 2); its first basic-block stack has an identity shortcut, so basic-block networks need 64 filters in stack 0
-(bottleneck networks take any widths).
+weights, which is impossible here; a user's own keras.applications ResNet weights load with `applications_weights`.
+keras-cv's ResNet has a fixed 64-channel stem (7x7 conv, stride 2, + 3x3 max-pool, stride 2), padded here as
+keras.applications pads it (3 and 1 zeros on each side rather than "same" padding's uneven split), so that both compute
+the same function; its first basic-block stack has an identity shortcut, so basic-block networks need 64 filters in
+stack 0 (bottleneck networks take any widths).
 """
 
 import keras
@@ -31,7 +33,10 @@ EFFICIENTNET_LITE0 = "efficientnet_lite0"
 ARCHITECTURES = tuple(RESNET_ARCHITECTURES) + (EFFICIENTNET_LITE0,)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-WEIGHTS = ("none", "imagenet")  # --backbone_weights; "imagenet" exists for EfficientNet-Lite0 only
+# --backbone_weights: "none", "imagenet" (EfficientNet-Lite0) or the path of a keras.applications ResNet weights file.
+WEIGHTS = ("none", "imagenet")
+# The stem layers that keras.applications pads explicitly, and by how much on each side.
+_APPLICATIONS_STEM_PADDING = {"conv1_conv": 3, "pool1_pool": 1}
 
 
 def create(architecture, filters=None, blocks=None, name="backbone"):
@@ -56,6 +61,22 @@ def normalize(architecture, images):
     return efficientnet_lite.normalize(images)
   images = tf.cast(images, tf.float32)
   return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def _valid_stem_layer(layer):
+  """clone_model's clone_function: the stem's convolution and pooling with "valid" padding, other layers as they are."""
+  config = layer.get_config()
+  if layer.name in _APPLICATIONS_STEM_PADDING:
+    config["padding"] = "valid"
+  return layer.__class__.from_config(config)
+
+
+def _padded_stem_call(layer, inputs, *args, **kwargs):
+  """clone_model's call_function: zero padding before the stem layers, as keras.applications' ResNets have it."""
+  if layer.name in _APPLICATIONS_STEM_PADDING:
+    inputs = keras.layers.ZeroPadding2D(_APPLICATIONS_STEM_PADDING[layer.name],
+                                        name=layer.name.replace("_conv", "_pad").replace("_pool", "_pad"))(inputs)
+  return layer(inputs, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="segmentation")
@@ -105,7 +126,9 @@ class ResNetFeatures(keras.layers.Layer):
         stackwise_filters=list(self.stackwise_num_filters), stackwise_blocks=list(self.stackwise_num_blocks),
         stackwise_strides=list(self.stackwise_num_strides), block_type=BLOCK_TYPES[self.block_type],
         include_rescaling=False, input_shape=(None, None, 3))
-    outputs = [resnet.get_layer(resnet.pyramid_level_inputs[f"P{level}"]).output for level in self.levels]
+    level_outputs = [resnet.pyramid_level_inputs[f"P{level}"] for level in self.levels]
+    resnet = keras.models.clone_model(resnet, clone_function=_valid_stem_layer, call_function=_padded_stem_call)
+    outputs = [resnet.get_layer(name).output for name in level_outputs]
     self.network = keras.Model(resnet.inputs, outputs, name=f"{architecture}_features")
 
   @property

@@ -20,7 +20,7 @@ STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
 # Pyramid level -> the stage whose last block gives it (stride 2^level).
-LEVEL_STAGES = {2: 1, 3: 2, 4: 4, 5: 6}
+LEVEL_STAGES = {1: 0, 2: 1, 3: 2, 4: 4, 5: 6}
 BATCH_NORM_EPSILON = 1e-3
 NUM_IMAGENET_CLASSES = 1000
 
@@ -40,16 +40,20 @@ def _relu6(x):
 
 @keras.saving.register_keras_serializable(package="segmentation")
 class EfficientNetLiteFeatures(keras.layers.Layer):
-  """EfficientNet-Lite0 whose call returns {2: P2, 3: P3, 4: P4, 5: P5} (24, 40, 112 and 320 channels).
+  """EfficientNet-Lite0 whose call returns {2: P2, 3: P3, 4: P4, 5: P5} (24, 40, 112 and 320 channels), and
+  {1: P1} (16 channels, the first block's output) too with `min_level=1` (the depth network's U-Net skips).
 
   Level l has stride 2^l: [B, ceil(H / 2^l), ceil(W / 2^l), C_l]; `channels` lists C_l. Inputs are normalised
   images (`normalize`). With `include_classifier`, `classify` gives the 1000 ImageNet logits (the check of the
   weights; the segmenter does not build it).
   """
 
-  def __init__(self, include_classifier=False, **kwargs):
+  def __init__(self, include_classifier=False, min_level=2, **kwargs):
     super().__init__(**kwargs)
+    if min_level not in (1, 2):
+      raise ValueError(f"min_level must be 1 or 2. Received: {min_level}")
     self.include_classifier = include_classifier
+    self.min_level = min_level
     self.stem_conv = keras.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
                                          name="stem_conv")
     self.stem_bn = _batch_norm("stem_bn")
@@ -65,7 +69,7 @@ class EfficientNetLiteFeatures(keras.layers.Layer):
         in_filters = filters
         index += 1
       self._stage_ends.append(index - 1)
-    self.channels = {level: STAGES[stage][4] for level, stage in LEVEL_STAGES.items()}
+    self.channels = {level: STAGES[stage][4] for level, stage in LEVEL_STAGES.items() if level >= min_level}
     if include_classifier:
       self.head_conv = keras.layers.Conv2D(HEAD_FILTERS, 1, use_bias=False, name="head_conv")
       self.head_bn = _batch_norm("head_bn")
@@ -85,7 +89,7 @@ class EfficientNetLiteFeatures(keras.layers.Layer):
   def _trunk(self, x, training):
     x = _relu6(self.stem_bn(self.stem_conv(x), training=training))
     levels = {}
-    ends = {self._stage_ends[stage]: level for level, stage in LEVEL_STAGES.items()}
+    ends = {self._stage_ends[stage]: level for level, stage in LEVEL_STAGES.items() if level >= self.min_level}
     for index, block in enumerate(self.blocks):
       x = block(x, training=training)
       if index in ends:
@@ -105,7 +109,7 @@ class EfficientNetLiteFeatures(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update({"include_classifier": self.include_classifier})
+    config.update({"include_classifier": self.include_classifier, "min_level": self.min_level})
     return config
 
 

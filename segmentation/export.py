@@ -74,7 +74,8 @@ def read_run(model_dir, stage=STAGE_DIR):
   try:
     with tf.io.gfile.GFile(path, "r") as f:
       description = json.load(f)
-    config = segmenter_lib.SegmenterConfig.from_dict(description["config"])
+    # The checkpoint restored next holds every weight: the initial ones (ImageNet, a user's file) are not needed.
+    config = segmenter_lib.SegmenterConfig.from_dict(dict(description["config"], backbone_weights="none"))
     input_size = description.get("input_size") or config.input_size
     if input_size is None:
       raise ValueError("no input_size, neither at the top level nor in the config")

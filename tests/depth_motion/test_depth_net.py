@@ -150,3 +150,29 @@ def test_end_to_end_gradients_reach_every_weight(net):
   assert np.isfinite(total.numpy())
   assert not [v.path for v, g in zip(variables, gradients) if g is None]
   assert all(np.all(np.isfinite(g)) for g in gradients)
+
+
+def test_efficientnet_lite0_encoder_starts_from_imagenet_with_frozen_statistics():
+  """The ImageNet encoder under the same decoder: weights loaded at build, five skip levels, batch norms frozen (a
+  sample's depth does not depend on the batch, in training mode too), and the config round trip."""
+  from segmentation import pretrained  # pylint: disable=import-outside-toplevel
+
+  model = depth_net.DepthNet(encoder="efficientnet_lite0")
+  images = _images(batch=3)
+  depth = model(images, training=True)["depth"]
+  assert depth.shape == (3, HEIGHT, WIDTH) and bool(tf.reduce_all(depth > 0))
+  weights = pretrained.converted_weights()
+  np.testing.assert_array_equal(model.encoder.stem_conv.get_weights()[0], weights["stem_conv"][0])
+  np.testing.assert_array_equal(model.encoder.blocks[0].depthwise_bn.get_weights()[2], weights["block0/depthwise_bn"][2])
+  assert model.encoder.channels == {1: 16, 2: 24, 3: 40, 4: 112, 5: 320}
+  np.testing.assert_allclose(model(images[:1], training=True)["depth"], depth[:1], rtol=1e-5)
+  moving_mean = model.encoder.stem_bn.moving_mean.numpy()
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(model(images, training=True)["depth"])
+  gradients = tape.gradient(loss, model.trainable_weights)
+  assert all(g is not None for g in gradients)
+  np.testing.assert_array_equal(model.encoder.stem_bn.moving_mean.numpy(), moving_mean)
+  restored = depth_net.DepthNet.from_config(model.get_config())
+  assert restored.encoder_name == "efficientnet_lite0"
+  with pytest.raises(ValueError, match="encoder must be one of"):
+    depth_net.DepthNet(encoder="resnet50")
