@@ -3,9 +3,10 @@
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
         [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
         [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
-        [--batch_size=4] [--fixed_batches=0]
+        [--batch_size=4] [--fixed_batches=0] [--motion=handheld|dolly] [--depth_encoder=resnet18]
+        [--height=64] [--width=96]
 
-On the synthetic video (20 scenes x 100 frames, 64x96, pairs with gap --min_gap..--max_gap, --batch_size pairs, no
+On the synthetic video (20 scenes x 100 frames, --height x --width = 64x96, handheld or dolly camera, pairs with gap --min_gap..--max_gap, --batch_size pairs, no
 augmentation), a custom loop around the stage's own forward pass (`consistency.stages.depth_motion.predict`) and
 losses (`depth_motion.losses`):
   --oracle=motion  the true motion (from the poses) and K replace the motion network's: only depth trains;
@@ -45,17 +46,15 @@ from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
 
-HEIGHT, WIDTH = 64, 96
 
-
-def _data(num_scenes, num_frames, min_gap, max_gap, batch_size):
+def _data(num_scenes, num_frames, min_gap, max_gap, batch_size, motion, height, width):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
-                                  synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=HEIGHT,
-                                  width=WIDTH)
+                                  synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=height,
+                                  width=width, synthetic_motion=motion)
   spec = video.source_spec(config)
 
   def clip_config(max_gap):
-    return clips.ClipConfig(height=HEIGHT, width=WIDTH, clip_length=2, min_gap=min_gap, max_gap=max_gap,
+    return clips.ClipConfig(height=height, width=width, clip_length=2, min_gap=min_gap, max_gap=max_gap,
                             batch_size=batch_size,
                             augment=None, include_ground_truth=True, seed=0)
   train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(max_gap), training=True))
@@ -71,18 +70,19 @@ def main(argv):
   oracle = flag_values.oracle
   keras.utils.set_random_seed(0)
   train, val, seen = _data(flag_values.scenes, flag_values.frames, flag_values.min_gap, flag_values.max_gap,
-                           flag_values.batch_size)
+                           flag_values.batch_size, flag_values.motion, flag_values.height, flag_values.width)
   splits = [("val", val), ("train", seen)]
   if flag_values.fixed_batches:
     fixed = [next(train) for _ in range(flag_values.fixed_batches)]
     train = itertools.cycle(fixed)
     splits.append(("fixed", fixed))
-  settings = {"depth": {"max_noise_stddev": flag_values.max_noise_stddev, "noise_ramp_steps": 200},
+  settings = {"depth": {"encoder": flag_values.depth_encoder, "max_noise_stddev": flag_values.max_noise_stddev,
+                        "noise_ramp_steps": 200},
               "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False,
                          "center_images": flag_values.center_images,
                          "kernel_initializer": flag_values.motion_initializer,
                          "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
-              "input_size": [HEIGHT, WIDTH]}
+              "input_size": [flag_values.height, flag_values.width]}
   models = depth_motion_stage.build_networks(settings)
   weights = losses_lib.loss_weights(preset=flag_values.preset)
   variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
@@ -159,6 +159,10 @@ if __name__ == "__main__":
   flags.DEFINE_enum("oracle", "motion", ["motion", "depth", "none", "pose"], "What comes from ground truth (see above).")
   flags.DEFINE_integer("scenes", 20, "Synthetic scenes (every fifth is validation).")
   flags.DEFINE_integer("frames", 100, "Frames per synthetic scene.")
+  flags.DEFINE_integer("height", 64, "Image height (a multiple of 32).")
+  flags.DEFINE_integer("width", 96, "Image width (a multiple of 32).")
+  flags.DEFINE_enum("motion", "handheld", ["handheld", "dolly"], "Camera motion of the synthetic video.")
+  flags.DEFINE_enum("depth_encoder", "resnet18", ["resnet18", "efficientnet_lite0"], "The depth network's encoder.")
   flags.DEFINE_integer("steps", 300, "Training steps.")
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")

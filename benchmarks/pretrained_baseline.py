@@ -5,8 +5,8 @@
                                              [--report=docs/pretrained_results.md]
 
 Each cell is `python -m consistency.train --flagfile=configs/synthetic_segmentation.flags` with --seed, --label_fraction
-and --train_steps (evaluated once, at the end), once with the flagfile's ResNet-18 from random weights and once with
---backbone=efficientnet_lite0 --backbone_weights=imagenet; everything else identical (same labelled frames and data
+and --train_steps (evaluated once, at the end), once with a ResNet-18 from random weights (--backbone=resnet18
+--backbone_weights=none) and once with the flagfile's ImageNet EfficientNet-Lite0; everything else identical (same labelled frames and data
 order per seed). Runs that finished are reused, so the command resumes. The report gives validation mIoU and pixel
 accuracy per run, their mean and range, and the per-seed paired difference with a 95 % t interval.
 """
@@ -22,8 +22,8 @@ import numpy as np
 
 from benchmarks import timing
 
-BACKBONES = {"resnet18 (random)": (), "efficientnet_lite0 (ImageNet)": ("--backbone=efficientnet_lite0",
-                                                                         "--backbone_weights=imagenet")}
+BACKBONES = {"resnet18 (random)": ("--backbone=resnet18", "--backbone_weights=none"),
+             "efficientnet_lite0 (ImageNet)": ("--backbone=efficientnet_lite0", "--backbone_weights=imagenet")}
 # Two-sided 95 % quantile of Student's t with n - 1 degrees of freedom, for n seeds.
 _T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}
 

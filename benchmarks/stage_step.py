@@ -1,13 +1,14 @@
 """Each stage's training step against what this machine computes: ms/step, examples/s, GFLOP/step, % of the limit.
 
-    python -m benchmarks.stage_step [--cases=segmentation,segmentation_lite0,depth_motion,consistency,efc,
+    python -m benchmarks.stage_step [--cases=segmentation,segmentation_resnet18,depth_motion,consistency,efc,
                                              depth_motion_kitti]
                                     [--modes=function,xla] [--precisions=float32,mixed_bfloat16] [--steps=5]
                                     [--repeats=3] [--profile=depth_motion] [--report=benchmarks/reports/stage_step.md]
 
 A case is a shipped flagfile (configs/synthetic_<stage>.flags) as a user runs it, on a few scenes of its synthetic
-video; segmentation_lite0 is the segmentation flagfile with the ImageNet EfficientNet-Lite0 encoder;
-depth_motion_kitti is the depth_motion flagfile at Depth from Videos in the Wild's KITTI size (128x416, triplets). One step is exactly the trainer's: `Trainer` builds the stage's models and optimizer from the config and
+video; segmentation_resnet18 is the segmentation flagfile with a random ResNet-18 encoder instead of its ImageNet
+EfficientNet-Lite0; depth_motion_kitti is the depth_motion flagfile at Depth from Videos in the Wild's KITTI size
+(128x416, triplets). One step is exactly the trainer's: `Trainer` builds the stage's models and optimizer from the config and
 its compiled training loop (`--jit_compile` for xla, `--mixed_precision` for bf16) runs --steps steps on one batch of
 the stage's own pipeline, repeated in memory (the input pipeline is excluded; speed does not depend on pixel values).
 The time per step is the median of --repeats loops, after a first loop that traces (and compiles).
@@ -41,9 +42,9 @@ from consistency import trainer as trainer_lib  # noqa: E402
 
 # label: (flagfile, overrides). A few scenes of the flagfile's video: the batch's shapes are the flagfile's.
 CASES = {
-    "segmentation": ("configs/synthetic_segmentation.flags", ()),
-    "segmentation_lite0": ("configs/synthetic_segmentation.flags", ("--backbone=efficientnet_lite0",
-                                                                    "--backbone_weights=imagenet")),
+    "segmentation": ("configs/synthetic_segmentation.flags", ()),  # ImageNet EfficientNet-Lite0
+    "segmentation_resnet18": ("configs/synthetic_segmentation.flags", ("--backbone=resnet18",
+                                                                       "--backbone_weights=none")),
     "depth_motion": ("configs/synthetic_depth_motion.flags", ()),
     "consistency": ("configs/synthetic_consistency.flags", ("--stages=consistency",)),
     "efc": ("configs/synthetic_efc.flags", ()),

@@ -46,6 +46,7 @@ class TrainConfig:
   synthetic_scenes: int = 20
   synthetic_frames: int = 100
   synthetic_seed: int = 0
+  synthetic_motion: str = "handheld"
   height: int = 128
   width: int = 160
   label_fraction: float = 1.0

@@ -66,6 +66,9 @@ flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, 
 flags.DEFINE_integer("synthetic_scenes", 20, "Scenes of the generated synthetic video (80/20 train/val split).")
 flags.DEFINE_integer("synthetic_frames", 100, "Frames per generated synthetic scene.")
 flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic video.")
+flags.DEFINE_enum("synthetic_motion", "handheld", ["handheld", "dolly"], "Camera motion of the synthetic video: "
+                  "handheld (rotation-dominated, like ScanNet's scans) or dolly (back and forth along a straight line "
+                  "at 0.5-1 m/s, heading fixed: translation-dominated, 5-10 cm per frame).")
 flags.DEFINE_integer("height", 128, "Working image height (a multiple of 32 for the networks).")
 flags.DEFINE_integer("width", 160, "Working image width (a multiple of 32 for the networks).")
 flags.DEFINE_float("label_fraction", 1.0, "Fraction of training frames whose labels are kept, in (0, 1] (seeded by "

@@ -22,6 +22,7 @@ from datasets import kitti_raw
 from datasets import labels as labels_lib
 from datasets import scannet
 from datasets import synthetic
+from datasets import synthetic_camera
 
 DATASETS = ("synthetic", "scannet", "cityscapes", "camvid", "kitti_raw")
 # Datasets without labels of their own, and the class set a segmenter trained on them predicts.
@@ -41,6 +42,7 @@ class SourceSpec:
     synthetic_scenes, synthetic_frames: size of the generated video.
     synthetic_size: (height, width) rendered (the working resolution, so nothing is resized).
     synthetic_seed: generator seed.
+    synthetic_motion: the camera's, one of `synthetic_camera.MOTIONS` ("handheld" or "dolly").
     cityscapes_crop: load Cityscapes frames with the struct2depth crop.
     camvid_intrinsics: (fx, fy, cx, cy) of CamVid at 480x360, or () for `camvid.default_intrinsics`.
   """
@@ -50,6 +52,7 @@ class SourceSpec:
   synthetic_frames: int = 100
   synthetic_size: tuple = (128, 160)
   synthetic_seed: int = 0
+  synthetic_motion: str = synthetic.DEFAULT_MOTION
   cityscapes_crop: bool = False
   camvid_intrinsics: tuple = ()
 
@@ -58,6 +61,9 @@ class SourceSpec:
       raise ValueError(f"dataset must be one of {DATASETS}. Received: dataset={self.dataset!r}")
     if self.dataset != "synthetic" and not self.root:
       raise ValueError(f"dataset={self.dataset} needs a data root (--data_root=/path/to/{self.dataset}).")
+    if self.synthetic_motion not in synthetic_camera.MOTIONS:
+      raise ValueError(f"synthetic_motion must be one of {synthetic_camera.MOTIONS}. Received: "
+                       f"synthetic_motion={self.synthetic_motion!r}")
     if self.camvid_intrinsics and (len(self.camvid_intrinsics) != 4 or min(self.camvid_intrinsics[:2]) <= 0):
       raise ValueError(f"camvid_intrinsics must be fx,fy,cx,cy with fx, fy > 0. Received: {self.camvid_intrinsics}")
 
@@ -66,8 +72,9 @@ class SourceSpec:
     if self.root or self.dataset != "synthetic":
       return self.root
     height, width = self.synthetic_size
+    motion = "" if self.synthetic_motion == synthetic.DEFAULT_MOTION else f"-{self.synthetic_motion}"
     return os.path.join(CACHE_ROOT, f"synthetic-{self.synthetic_scenes}x{self.synthetic_frames}-{height}x{width}-"
-                                    f"seed{self.synthetic_seed}")
+                                    f"seed{self.synthetic_seed}{motion}")
 
 
 def class_set(spec):
@@ -97,5 +104,6 @@ def load_scenes(spec, split=None):
   if spec.dataset == "synthetic":
     height, width = spec.synthetic_size
     logging.info("Synthetic video in %s (generated on first use).", root)
-    synthetic.generate(root, spec.synthetic_scenes, spec.synthetic_frames, height, width, seed=spec.synthetic_seed)
+    synthetic.generate(root, spec.synthetic_scenes, spec.synthetic_frames, height, width, seed=spec.synthetic_seed,
+                       motion=spec.synthetic_motion)
   return scannet.read_scenes(root, split)

@@ -1,7 +1,7 @@
 """The built-in synthetic dataset: procedural indoor RGB-D video with exact labels, written in ScanNet's layout.
 
-Each scene is a furnished room (`synthetic_scene`) filmed by a handheld-like camera (`synthetic_camera`) and ray cast
-(`raycast`); the files are those of ScanNet's SensReader export, so the ScanNet reader serves both:
+Each scene is a furnished room (`synthetic_scene`) filmed by a handheld-like camera or one on a dolly
+(`synthetic_camera`) and ray cast (`raycast`); the files are those of ScanNet's SensReader export, so the ScanNet reader serves both:
 
   <output_dir>/scannetv2_train.txt, scannetv2_val.txt   scene names, a deterministic ~80/20 split
   <output_dir>/scene0000_00/color/<i>.png               8-bit RGB (PNG: lossless)
@@ -13,8 +13,8 @@ Each scene is a furnished room (`synthetic_scene`) filmed by a handheld-like cam
                            /synthetic_scene.json        generator parameters and scene summary, written last
 
 Ground truth is exact: depth is the z-depth of the rendered ray hit rounded to the millimetre, labels are the class of
-the surface hit, pose and K are the ones rendered with. Scene k depends only on (seed, k, frames, size, fps, noise),
-so the same arguments give byte-identical files and a larger `num_scenes` only adds scenes.
+the surface hit, pose and K are the ones rendered with. Scene k depends only on (seed, k, frames, size, fps, motion,
+noise), so the same arguments give byte-identical files and a larger `num_scenes` only adds scenes.
 
 The generator writes only into a folder it made: `<output_dir>/.synthetic_dataset` marks it, and any other non-empty
 folder (a real dataset given by mistake, e.g. `--data_root` without `--dataset`) is refused, untouched. Inside its own
@@ -48,6 +48,7 @@ from datasets import synthetic_camera
 from datasets import synthetic_scene
 
 DEFAULT_FPS = 10.0  # ScanNet's 30 fps subsampled by 3
+DEFAULT_MOTION = "handheld"
 SCENE_DESCRIPTION = "synthetic_scene.json"
 # Written first into a folder the generator creates (or finds empty): the only folders it writes into or deletes from.
 MARKER = ".synthetic_dataset"
@@ -90,8 +91,11 @@ def _check_float(name, value, positive):
     raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}. Received: {name}={value!r}")
 
 
-def check_arguments(num_scenes, frames_per_scene, height, width, seed, fps=DEFAULT_FPS, color_noise=0.0):
+def check_arguments(num_scenes, frames_per_scene, height, width, seed, fps=DEFAULT_FPS, color_noise=0.0,
+                    motion=DEFAULT_MOTION):
   """Raises ValueError naming the first bad argument of `generate`."""
+  if motion not in synthetic_camera.MOTIONS:
+    raise ValueError(f"motion must be one of {synthetic_camera.MOTIONS}. Received: motion={motion!r}")
   _check_int("num_scenes", num_scenes, 1)
   _check_int("frames_per_scene", frames_per_scene, 1)
   _check_int("height", height, 1)
@@ -101,10 +105,10 @@ def check_arguments(num_scenes, frames_per_scene, height, width, seed, fps=DEFAU
   _check_float("color_noise", color_noise, positive=False)
 
 
-def make_scene(seed, index, num_frames, height, width, fps=DEFAULT_FPS):
+def make_scene(seed, index, num_frames, height, width, fps=DEFAULT_FPS, motion=DEFAULT_MOTION):
   """The `synthetic_scene.Scene` of scene `index` for `seed`: exactly the one `generate` renders."""
   rng = np.random.default_rng([seed, index])
-  return synthetic_scene.sample_scene(rng, height, width, num_frames, fps)
+  return synthetic_scene.sample_scene(rng, height, width, num_frames, fps, motion)
 
 
 def _write_atomic(path, data):
@@ -149,10 +153,13 @@ def _write_intrinsics(scene_dir, intrinsics):
     _write_atomic(os.path.join(folder, name), data)
 
 
-def _generator_parameters(seed, index, frames_per_scene, height, width, fps, color_noise):
-  return {"version": GENERATOR_VERSION, "seed": int(seed), "scene_index": int(index),
-          "frames_per_scene": int(frames_per_scene), "height": int(height), "width": int(width), "fps": float(fps),
-          "color_noise": float(color_noise)}
+def _generator_parameters(seed, index, frames_per_scene, height, width, fps, color_noise, motion):
+  parameters = {"version": GENERATOR_VERSION, "seed": int(seed), "scene_index": int(index),
+                "frames_per_scene": int(frames_per_scene), "height": int(height), "width": int(width),
+                "fps": float(fps), "color_noise": float(color_noise)}
+  if motion != DEFAULT_MOTION:  # absent for the default, so that videos generated before motions existed stay valid
+    parameters["motion"] = motion
+  return parameters
 
 
 def _read_description(scene_dir):
@@ -244,7 +251,7 @@ def render_scene(scene_dir, scene, color_noise=0.0, noise_seed=None):
 
 
 def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fps=DEFAULT_FPS, color_noise=0.0,
-             overwrite=False):
+             overwrite=False, motion=DEFAULT_MOTION):
   """Generates (or completes) the synthetic dataset in `output_dir`; see the module docstring for the layout.
 
   Args:
@@ -258,6 +265,8 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
       labels stay exact.
     overwrite: render every scene again, even a complete one. Without it, a complete scene rendered with other
       parameters is an error (use another output_dir), and an incomplete scene is rendered again.
+    motion: the camera's, one of `synthetic_camera.MOTIONS`: "handheld" (rotation-dominated, like ScanNet's scans)
+      or "dolly" (back and forth along a line at 0.5-1 m/s, heading fixed: translation-dominated).
 
   Returns:
     The list of the num_scenes scene folders.
@@ -266,7 +275,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
     ValueError: naming a bad argument, a complete scene made with different parameters, or an output_dir that holds
       anything the generator did not write.
   """
-  check_arguments(num_scenes, frames_per_scene, height, width, seed, fps, color_noise)
+  check_arguments(num_scenes, frames_per_scene, height, width, seed, fps, color_noise, motion)
   output_dir = os.fspath(output_dir)
   if not output_dir:
     raise ValueError("output_dir must be a non-empty path. Received: output_dir=''")
@@ -276,7 +285,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
     name = scene_name(index)
     scene_dir = os.path.join(output_dir, name)
     scene_dirs.append(scene_dir)
-    parameters = _generator_parameters(seed, index, frames_per_scene, height, width, fps, color_noise)
+    parameters = _generator_parameters(seed, index, frames_per_scene, height, width, fps, color_noise, motion)
     description = _read_description(scene_dir)
     if description is not None and not overwrite:
       if description.get("generator") != parameters:
@@ -290,7 +299,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
       logging.info("%s: %s, rendering it again.", name, "overwriting" if overwrite else "incomplete")
       _remove_generated_files(scene_dir)
     start = time.perf_counter()
-    scene = make_scene(seed, index, frames_per_scene, height, width, fps)
+    scene = make_scene(seed, index, frames_per_scene, height, width, fps, motion)
     render_scene(scene_dir, scene, color_noise, noise_seed=[seed, index, 1])
     summary = {"generator": parameters, "scene": scene.description()}
     _write_atomic(os.path.join(scene_dir, SCENE_DESCRIPTION),
@@ -318,6 +327,9 @@ def define_flags():
   flags.DEFINE_integer("seed", 0, "Non-negative random seed; the same seed gives byte-identical files.")
   flags.DEFINE_float("fps", DEFAULT_FPS, "Camera frame rate in Hz; the default is ScanNet's 30 fps subsampled by 3 "
                      "(0.2-0.5 m/s and 10-30 deg/s of camera motion).")
+  flags.DEFINE_enum("motion", DEFAULT_MOTION, list(synthetic_camera.MOTIONS), "Camera motion: handheld "
+                    "(rotation-dominated, like ScanNet's scans) or dolly (back and forth along a straight line at "
+                    "0.5-1 m/s, heading fixed: translation-dominated, 5-10 cm per frame at 10 fps).")
   flags.DEFINE_float("color_noise", 0.0, "Standard deviation of Gaussian sensor noise added to the color images, in "
                      "8-bit levels (0 = none). Depth and labels stay exact.")
   flags.DEFINE_bool("overwrite", False, "Render every scene again, even complete ones or ones made with other "
@@ -332,7 +344,7 @@ def main(argv):
   try:
     scene_dirs = generate(config.output_dir, config.num_scenes, config.frames_per_scene, config.height, config.width,
                           seed=config.seed, fps=config.fps, color_noise=config.color_noise,
-                          overwrite=config.overwrite)
+                          overwrite=config.overwrite, motion=config.motion)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   logging.info("%d scenes in %s.", len(scene_dirs), config.output_dir)

@@ -1,4 +1,6 @@
-"""The camera of a synthetic scene: pinhole intrinsics and a smooth handheld-like trajectory inside the room.
+"""The camera of a synthetic scene: pinhole intrinsics and a smooth trajectory inside the room, handheld-like
+(`sample_trajectory`, rotation-dominated like ScanNet's scans) or a dolly's (`sample_dolly_trajectory`,
+translation-dominated).
 
 Camera frame (as everywhere in this project): x right, y down, z forward; world frame as in `synthetic_scene`: z up,
 the floor is z = 0 and the room spans [0, Lx] x [0, Ly] x [0, Lz]. Poses are camera-to-world 4x4 matrices (ScanNet's
@@ -15,6 +17,8 @@ import numpy as np
 POSE_DECIMALS = 9
 INTRINSICS_DECIMALS = 6
 
+# Camera motions of `sample_trajectory` and `sample_dolly_trajectory`.
+MOTIONS = ("handheld", "dolly")
 # Distance the camera path keeps from the walls; SMALL_ROOM_WALL_MARGIN in rooms less than 3.5 m across.
 WALL_MARGIN = 0.9
 SMALL_ROOM_WALL_MARGIN = 0.7
@@ -120,3 +124,44 @@ def sample_trajectory(rng, room_size, num_frames, fps):
   dense = np.linspace(0.0, duration, max(2, 4 * num_frames))
   path = np.array([center]) + position(position_rate * dense)[:, :2]
   return round_for_text(poses, POSE_DECIMALS), path
+
+def sample_dolly_trajectory(rng, room_size, num_frames, fps):
+  """A camera on a dolly or a robot: back and forth along a straight line through the middle of the room.
+
+  The speed along the line is sinusoidal, 0.5-1.0 m/s on average (5-10 cm per frame at 10 fps); the heading is fixed,
+  0-90 degrees off the line (from driving forward to looking sideways), up to a slight sway of about 0.5 deg per frame
+  at 10 fps. Translation rather than rotation moves the pixels, unlike `sample_trajectory`'s handheld motion: what
+  self-supervised depth needs to learn (parallax). The camera is 0.8-1.6 m above the floor, looking 5-20 deg down.
+
+  Returns:
+    [num_frames, 4, 4] float64 camera-to-world poses (rounded to POSE_DECIMALS) and [N, 2] path points (x, y)
+    sampled densely along the line, for keeping furniture away from the camera.
+  """
+  room = np.array(room_size[:2], np.float64)
+  margin = SMALL_ROOM_WALL_MARGIN if min(room) < 3.5 else WALL_MARGIN
+  center = room / 2 + rng.uniform(-0.1, 0.1, 2) * room
+  angle = rng.uniform(0.0, 2 * np.pi)
+  direction = np.array([np.cos(angle), np.sin(angle)])
+  # The longest half-length that keeps both ends `margin` away from the walls.
+  half_length = min(min(c - margin, l - margin - c) / abs(d) for c, l, d in zip(center, room, direction)
+                    if abs(d) > 1e-9)
+  half_length = max(0.1, half_length)
+  speed = rng.uniform(0.5, 1.0)
+  period = 4 * half_length / speed  # x(t) = h sin(2 pi t / period) covers 4 h per period
+  phase = rng.uniform(0, 2 * np.pi)
+  height = rng.uniform(0.8, 1.6)
+  yaw0 = angle + rng.choice([-1.0, 1.0]) * rng.uniform(0.0, np.pi / 2)
+  pitch0 = -rng.uniform(np.radians(5.0), np.radians(20.0))
+  sway = _Sinusoids(rng, [0.03, 0.02, 0.01], frequency_range=(0.2, 0.6))  # yaw, pitch, roll in radians
+
+  def offset(t):
+    return half_length * np.sin(2 * np.pi * np.asarray(t, np.float64) / period + phase)
+
+  poses = []
+  for t in np.arange(num_frames) / fps:
+    yaw, pitch, roll = sway(t)
+    position = np.append(center + offset(t) * direction, height)
+    poses.append(camera_pose(position, yaw0 + yaw, pitch0 + pitch, roll))
+  dense = np.linspace(-half_length, half_length, max(2, 4 * num_frames))
+  path = center + dense[:, None] * direction
+  return round_for_text(np.stack(poses), POSE_DECIMALS), path

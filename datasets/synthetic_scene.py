@@ -826,7 +826,7 @@ def sample_room_size(rng, room_type):
   return (rng.uniform(3.4, 6.5), rng.uniform(3.0, 5.5), rng.uniform(2.5, 3.0))
 
 
-def sample_scene(rng, height, width, num_frames, fps):
+def sample_scene(rng, height, width, num_frames, fps, motion="handheld"):
   """A random furnished room with a camera trajectory of `num_frames` frames at `fps`.
 
   Args:
@@ -834,6 +834,8 @@ def sample_scene(rng, height, width, num_frames, fps):
     height, width: image size in pixels.
     num_frames: number of camera poses.
     fps: frame rate (Hz); sets the motion between frames.
+    motion: one of `synthetic_camera.MOTIONS`: "handheld" (`synthetic_camera.sample_trajectory`) or "dolly"
+      (`synthetic_camera.sample_dolly_trajectory`).
 
   Returns:
     A `Scene`.
@@ -841,7 +843,8 @@ def sample_scene(rng, height, width, num_frames, fps):
   room_type = str(rng.choice(ROOM_TYPES, p=ROOM_TYPE_PROBABILITIES))
   room_size = sample_room_size(rng, room_type)
   intrinsics = synthetic_camera.sample_intrinsics(rng, height, width)
-  poses, path = synthetic_camera.sample_trajectory(rng, room_size, num_frames, fps)
+  trajectory = (synthetic_camera.sample_dolly_trajectory if motion == "dolly" else synthetic_camera.sample_trajectory)
+  poses, path = trajectory(rng, room_size, num_frames, fps)
   materials = synthetic_textures.Materials(rng)
   plan = _FloorPlan(rng, room_size, materials)
   plan.set_path(path)

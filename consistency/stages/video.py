@@ -9,7 +9,8 @@ def source_spec(config):
   """The `sources.SourceSpec` of a TrainConfig."""
   return sources.SourceSpec(dataset=config.dataset, root=config.data_root, synthetic_scenes=config.synthetic_scenes,
                             synthetic_frames=config.synthetic_frames, synthetic_size=(config.height, config.width),
-                            synthetic_seed=config.synthetic_seed, cityscapes_crop=config.cityscapes_crop,
+                            synthetic_seed=config.synthetic_seed, synthetic_motion=config.synthetic_motion,
+                            cityscapes_crop=config.cityscapes_crop,
                             camvid_intrinsics=config.camvid_intrinsics)
 
 

@@ -67,6 +67,20 @@ def test_efc_stage_trains_evaluates_and_exports_the_segmenter(tmp_path, data_roo
   export.restore_segmenter(segmenter.build_segmenter(segmenter_config), checkpoint)  # every variable, no extra
 
 
+def test_flow_branch_shares_an_imagenet_efficientnet_lite0_encoder(tmp_path, data_root):
+  """EFC's shared encoder can be the ImageNet EfficientNet-Lite0: the flow net reads its levels, every loss is finite."""
+  from segmentation import pretrained  # pylint: disable=import-outside-toplevel
+
+  stage = efc_stage.EfcStage(_config(tmp_path, data_root, backbone="efficientnet_lite0", backbone_filters=(),
+                                     backbone_blocks=(), backbone_weights="imagenet"))
+  models = stage.build_models()
+  np.testing.assert_array_equal(models["segmenter"].backbone.stem_conv.get_weights()[0],
+                                pretrained.converted_weights()["stem_conv"][0])
+  losses, _ = stage.compute_losses(models, next(iter(stage.train_dataset(0))), tf.constant(0))
+  assert set(losses) == {"segmentation", "consistency", "occlusion", "smoothness", "photometric"}
+  assert all(np.isfinite(float(v)) for v in losses.values())
+
+
 def test_batches_mix_labelled_and_random_pairs(tmp_path, data_root):
   stage = efc_stage.EfcStage(_config(tmp_path, data_root, batch_size=4, label_fraction=0.1))
   batch = next(iter(stage.train_dataset(0)))

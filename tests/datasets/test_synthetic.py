@@ -24,10 +24,12 @@ HEIGHT, WIDTH = 48, 64
 NUM_SCENES, NUM_FRAMES, SEED = 4, 6, 0
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+@pytest.fixture(scope="module", params=synthetic_camera.MOTIONS)
+def dataset(tmp_path_factory, request):
+  """(root, scene folders, camera motion) of a small generated video, once per camera motion."""
   root = str(tmp_path_factory.mktemp("synthetic"))
-  return root, synthetic.generate(root, NUM_SCENES, NUM_FRAMES, HEIGHT, WIDTH, seed=SEED)
+  return root, synthetic.generate(root, NUM_SCENES, NUM_FRAMES, HEIGHT, WIDTH, seed=SEED, motion=request.param), \
+      request.param
 
 
 def _read_frame(scene_dir, index):
@@ -53,7 +55,7 @@ def _all_files(root):
 
 
 def test_files_and_formats_follow_the_scannet_layout(dataset):
-  root, scene_dirs = dataset
+  root, scene_dirs, motion = dataset
   assert [os.path.basename(d) for d in scene_dirs] == [f"scene{i:04d}_00" for i in range(NUM_SCENES)]
   with open(os.path.join(root, "scannetv2_train.txt")) as f:
     train = f.read().split()
@@ -96,9 +98,9 @@ def test_files_and_formats_follow_the_scannet_layout(dataset):
 
 
 def test_files_hold_exactly_what_was_rendered(dataset):
-  _, scene_dirs = dataset
+  _, scene_dirs, motion = dataset
   for index in (0, NUM_SCENES - 1):
-    scene = synthetic.make_scene(SEED, index, NUM_FRAMES, HEIGHT, WIDTH)
+    scene = synthetic.make_scene(SEED, index, NUM_FRAMES, HEIGHT, WIDTH, motion=motion)
     np.testing.assert_array_equal(_intrinsics(scene_dirs[index]), scene.intrinsics)
     renderer = raycast.Renderer(scene)
     for frame_id in (0, NUM_FRAMES - 1):
@@ -113,13 +115,13 @@ def test_files_hold_exactly_what_was_rendered(dataset):
 
 def test_scannet_reader_round_trip(dataset):
   """The ScanNet reader (the path real data takes) returns exactly what the generator rendered."""
-  root, scene_dirs = dataset
+  root, scene_dirs, motion = dataset
   scenes = scannet.read_scenes(root)
   assert [s.directory for s in scenes] == scene_dirs
   train, val = scannet.read_scenes(root, "train"), scannet.read_scenes(root, "val")
   assert sorted(s.name for s in train + val) == sorted(s.name for s in scenes)
   scene_index = scenes[1]
-  scene = synthetic.make_scene(SEED, 1, NUM_FRAMES, HEIGHT, WIDTH)
+  scene = synthetic.make_scene(SEED, 1, NUM_FRAMES, HEIGHT, WIDTH, motion=motion)
   np.testing.assert_allclose(scene_index.intrinsics, scene.intrinsics, atol=1e-6)
   np.testing.assert_allclose(scene_index.poses, scene.poses, atol=1e-6)
   frame = raycast.Renderer(scene).render(scene.poses[2])
@@ -190,7 +192,7 @@ def test_ray_casting_matches_a_brute_force_reference():
 
 def test_depth_pose_and_intrinsics_put_surfaces_where_the_room_is(dataset):
   """Unprojected with the written K and pose, floor pixels lie on z = 0, walls on the room's sides, ceiling at Lz."""
-  _, scene_dirs = dataset
+  _, scene_dirs, motion = dataset
   checked = {synthetic_scene.FLOOR: 0, synthetic_scene.WALL: 0}
   for scene_dir in scene_dirs:
     with open(os.path.join(scene_dir, synthetic.SCENE_DESCRIPTION)) as f:
@@ -216,7 +218,7 @@ def test_depth_pose_and_intrinsics_put_surfaces_where_the_room_is(dataset):
 
 def test_next_frame_warped_with_ground_truth_reproduces_the_frame(dataset):
   """Frame t+1 resampled at the ground-truth correspondences of frame t reproduces frame t where visible."""
-  _, scene_dirs = dataset
+  _, scene_dirs, motion = dataset
   moving_pairs, warped_errors, still_errors = 0, [], []
   for scene_dir in scene_dirs:
     k = _intrinsics(scene_dir)[None].astype(np.float32)
@@ -236,14 +238,14 @@ def test_next_frame_warped_with_ground_truth_reproduces_the_frame(dataset):
       label_agreement = np.mean(warped_label[visible] == label0[visible])
       assert label_agreement > 0.97
       assert label_agreement >= np.mean(label1[visible] == label0[visible])
-      if np.linalg.norm(match.flow[0].numpy(), axis=-1)[visible].mean() > 1.0:  # the camera moved enough to tell
+      if np.linalg.norm(match.flow[0].numpy(), axis=-1)[visible].mean() > 1.5:  # the camera moved enough to tell
         moving_pairs += 1
         warped_errors.append(warped_error)
         still_errors.append(still_error)
         # What is left is bilinear resampling of texture detail and of aliased object edges (one ray per pixel).
         assert warped_error < still_error / 3, (scene_dir, warped_error, still_error)
   assert moving_pairs >= 5
-  assert np.sum(warped_errors) < 0.2 * np.sum(still_errors)
+  assert np.sum(warped_errors) < 0.25 * np.sum(still_errors)
   assert np.mean(warped_errors) < 4.0  # 8-bit levels: shading is view-independent and texture is on the surface
 
 
@@ -321,26 +323,32 @@ def test_class_statistics_are_imbalanced_like_real_rooms():
   assert len(set(present) & set(synthetic_scene.BENCHMARK_NYU40_IDS)) >= 16
 
 
-def test_camera_moves_like_a_handheld_scan_and_keeps_clear_of_the_room():
+@pytest.mark.parametrize("motion, speeds, angular_speeds, lowest", [
+    ("handheld", (0.1, 0.7), (5.0, 45.0), 1.0),  # ScanNet's handheld scans: rotation-dominated
+    ("dolly", (0.4, 1.1), (0.5, 6.0), 0.7),  # translation-dominated: 5-10 cm and under 0.6 deg per frame
+])
+def test_camera_moves_as_its_motion_says_and_keeps_clear_of_the_room(motion, speeds, angular_speeds, lowest):
   fps = 10.0
   for index in range(6):
-    scene = synthetic.make_scene(SEED, index, 300, 24, 32, fps=fps)
+    scene = synthetic.make_scene(SEED, index, 300, 24, 32, fps=fps, motion=motion)
     positions = scene.poses[:, :3, 3]
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean() * fps
     relative = np.einsum("nji,njk->nik", scene.poses[:-1, :3, :3], scene.poses[1:, :3, :3])
     angles = np.arccos(np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1))
     angular_speed = np.degrees(angles.mean() * fps)
-    assert 0.1 < speed < 0.7, speed
-    assert 5.0 < angular_speed < 45.0, angular_speed
+    assert speeds[0] < speed < speeds[1], speed
+    assert angular_speeds[0] < angular_speed < angular_speeds[1], angular_speed
     # Smooth: no frame-to-frame jumps far beyond the mean.
     assert np.max(angles) < 5 * angles.mean() + 1e-3
     lx, ly, lz = scene.room_size
     margin = synthetic_camera.SMALL_ROOM_WALL_MARGIN - 0.05
     assert np.all((positions[:, 0] > margin) & (positions[:, 0] < lx - margin))
     assert np.all((positions[:, 1] > margin) & (positions[:, 1] < ly - margin))
-    assert np.all((positions[:, 2] > 1.0) & (positions[:, 2] < lz - 0.5))
+    assert np.all((positions[:, 2] > lowest) & (positions[:, 2] < lz - 0.5))
     # Horizontal distance from the camera to every object's box.
     for primitive in scene.primitives[1:]:
+      if primitive.half_size[2] < 0.01:  # flat (a floor mat): the camera may pass over it
+        continue
       c, s = np.cos(primitive.yaw), np.sin(primitive.yaw)
       dx, dy = positions[:, 0] - primitive.center[0], positions[:, 1] - primitive.center[1]
       local = np.abs(np.stack([c * dx + s * dy, -s * dx + c * dy], -1)) - primitive.half_size[:2]
@@ -358,6 +366,7 @@ def test_camera_moves_like_a_handheld_scan_and_keeps_clear_of_the_room():
     (dict(seed=-1), "seed=-1"),
     (dict(fps=0.0), "fps=0.0"),
     (dict(color_noise=-1.0), "color_noise=-1.0"),
+    (dict(motion="walk"), "motion='walk'"),
     (dict(output_dir=""), "output_dir"),
 ])
 def test_rejects_bad_arguments_naming_them(tmp_path, arguments, message):
