@@ -91,11 +91,13 @@ def load(features, path):
       shapes differ.
   """
   weights = {_ours(name): (name, list(arrays)) for name, arrays in read(path, features.architecture).items()}
-  for ours_name, (_, arrays) in weights.items():
+  for ours_name, (name, arrays) in weights.items():
     if ours_name.endswith("_conv") and len(arrays) == 2:  # kernel, bias: fold the bias into the next BN's mean
-      bias = arrays.pop()
-      _, norm = weights[ours_name[:-len("conv")] + "bn"]
-      norm[2] = norm[2] - bias  # gamma, beta, moving mean, moving variance
+      norm_name = ours_name[:-len("conv")] + "bn"
+      if norm_name not in weights:
+        raise ValueError(f"{path}: layer {name} has a bias but no batch norm after it; not a "
+                         "keras.applications ResNet file.")
+      weights[norm_name][1][2] = weights[norm_name][1][2] - arrays.pop()  # gamma, beta, moving mean, variance
   layers = [layer for layer in features.network.layers if layer.weights]
   description = (f"the {features.architecture} backbone (blocks {features.stackwise_num_blocks}, filters "
                  f"{features.stackwise_num_filters})")
