@@ -1,9 +1,9 @@
 """Does the photometric loss lead to the true motion, from where a motion network starts (no motion)?
 
     python -m benchmarks.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blurs=1] [--fit_steps=0]
-        [--match_radius=0]
+        [--match_radius=0] [--motion=handheld|dolly] [--translation_prior=0.003]
 
-On synthetic training pairs (20 scenes x 100 frames, 64x96) with the true depth and K, the RGB + SSIM loss of the
+On synthetic training pairs (20 scenes x 100 frames, 64x96, --motion camera) with the true depth and K, the RGB + SSIM loss of the
 directed pair (0, 1) ("later" weights, visibility tolerance 5 %, `--blurs` = the loss's `photometric_blurs`, e.g.
 `--blurs=1,5`) is differentiated with respect to the rotation (Euler angles) and the translation at zero motion, where
 a freshly initialised motion network starts. For each gap it prints the median cosine between the negative gradient
@@ -94,7 +94,7 @@ def fit_free_motion(batch, blurs, steps, learning_rate, report):
       step()
 
 
-def least_squares_pose(batch, radius, matcher):
+def least_squares_pose(batch, radius, matcher, translation_prior):
   """{depth kind: (rotation errors, translation angles, true rotations)} and the match's error [B, H, W] (pixels)."""
   images = tf.cast(batch["image"], tf.float32)
   depth = tf.cast(batch["depth"], tf.float32)[:, 1]
@@ -107,7 +107,7 @@ def least_squares_pose(batch, radius, matcher):
   for kind, given in (("true", depth), ("constant", tf.ones_like(depth))):
     found_rotation, found_translation = geometry.motion_from_flow(
         flow, given, intrinsics, confidence, iterations=motion_net.POSE_ITERATIONS,
-        robust_scale=motion_net.POSE_ROBUST_SCALE, translation_prior=motion_net.POSE_TRANSLATION_PRIOR)
+        robust_scale=motion_net.POSE_ROBUST_SCALE, translation_prior=translation_prior)
     errors = metrics.motion_errors(geometry.angles_from_matrix(found_rotation), found_translation, rotation,
                                    translation)
     results[kind] = tuple(errors[key].numpy() for key in ("rotation_error", "translation_angle", "true_rotation"))
@@ -118,7 +118,8 @@ def main(argv):
   del argv
   flag_values = flags.FLAGS
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
-                                  synthetic_scenes=20, synthetic_frames=100, height=HEIGHT, width=WIDTH)
+                                  synthetic_scenes=20, synthetic_frames=100, height=HEIGHT, width=WIDTH,
+                                  synthetic_motion=flag_values.motion)
   scenes = sources.load_scenes(video.source_spec(config), "train")
   blurs = tuple(int(size) for size in flag_values.blurs)
   for gap in flag_values.gaps:
@@ -138,7 +139,8 @@ def main(argv):
       fit_free_motion(batch, blurs, flag_values.fit_steps, flag_values.fit_learning_rate, report)
     matchers = (("exhaustive", patch_match.ncc_flow), ("coarse-to-fine", patch_match.coarse_to_fine_flow))
     for name, matcher in matchers if flag_values.match_radius else ():
-      results, match_error = least_squares_pose(batch, flag_values.match_radius, matcher)
+      results, match_error = least_squares_pose(batch, flag_values.match_radius, matcher,
+                                                flag_values.translation_prior)
       print(f"gap {gap}, {name} patch match within {flag_values.match_radius} px: error against the true flow "
             f"quartiles {np.percentile(match_error, [25, 50, 75]).round(2).tolist()} px", flush=True)
       for kind, (rotation_error, translation_angle, true_rotation) in results.items():
@@ -150,6 +152,9 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_list("gaps", ["1", "2", "3"], "Frame gaps to measure.")
+  flags.DEFINE_enum("motion", "handheld", ["handheld", "dolly"], "Camera motion of the synthetic video.")
+  flags.DEFINE_float("translation_prior", motion_net.POSE_TRANSLATION_PRIOR, "Weight of the least-squares pose's "
+                     "prior towards a small translation (the stage's constant by default).")
   flags.DEFINE_integer("pairs", 32, "Training pairs per gap (one batch, shuffled with seed 0).")
   flags.DEFINE_list("blurs", ["1"], "Box filter sizes of the photometric comparison (the loss's photometric_blurs).")
   flags.DEFINE_integer("fit_steps", 0, "Adam steps of the free-motion fit (0: gradient cosines only).")
