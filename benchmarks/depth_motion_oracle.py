@@ -1,9 +1,9 @@
 """Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
-        [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
+        [--preset=later] [--depth_smoothness=W] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
         [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
-        [--batch_size=4] [--fixed_batches=0] [--motion=handheld|dolly] [--depth_encoder=resnet18]
+        [--batch_size=4] [--fixed_batches=0] [--eval_batches=10] [--motion=handheld|dolly] [--depth_encoder=resnet18]
         [--height=64] [--width=96]
 
 On the synthetic video (20 scenes x 100 frames, --height x --width = 64x96, handheld or dolly camera, pairs with gap --min_gap..--max_gap, --batch_size pairs, no
@@ -16,7 +16,7 @@ losses (`depth_motion.losses`):
                    and of the translation in cm), K given. The supervised reference: how fast the architecture can
                    learn an estimator from these pairs at all.
 Every --every steps it prints the loss terms, the visible fraction of directed pair (0, 1) (the occlusion-aware mask
-of the photometric loss), the depth map's relative spread, and errors on 10 batches of pairs at gap --min_gap of the
+of the photometric loss), the depth map's relative spread, and errors on --eval_batches batches of pairs at gap --min_gap of the
 validation scenes ("val") and of the training scenes ("train"): median-scaled depth AbsRel, that of a constant map (the
 reference a depth network must beat), the rotation error against the true rotation, and the translation direction
 error. With --fixed_batches=N it trains on N fixed batches only, and reports the same errors on them ("fixed"):
@@ -47,7 +47,7 @@ from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
 
 
-def _data(num_scenes, num_frames, min_gap, max_gap, batch_size, motion, height, width):
+def _data(num_scenes, num_frames, min_gap, max_gap, batch_size, motion, height, width, eval_batches):
   config = config_lib.TrainConfig(model_dir="/tmp/unused", stages=("depth_motion",), dataset="synthetic",
                                   synthetic_scenes=num_scenes, synthetic_frames=num_frames, height=height,
                                   width=width, synthetic_motion=motion)
@@ -58,9 +58,9 @@ def _data(num_scenes, num_frames, min_gap, max_gap, batch_size, motion, height, 
                             batch_size=batch_size,
                             augment=None, include_ground_truth=True, seed=0)
   train = iter(clips.clips(sources.load_scenes(spec, "train"), clip_config(max_gap), training=True))
-  val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(min_gap)).dataset(training=False).take(10))
+  val = list(clips.ClipSource(sources.load_scenes(spec, "val"), clip_config(min_gap)).dataset(training=False).take(eval_batches))
   seen = list(clips.ClipSource(sources.load_scenes(spec, "train"),
-                               clip_config(min_gap)).dataset(training=False).take(10))
+                               clip_config(min_gap)).dataset(training=False).take(eval_batches))
   return train, val, seen
 
 
@@ -70,7 +70,8 @@ def main(argv):
   oracle = flag_values.oracle
   keras.utils.set_random_seed(0)
   train, val, seen = _data(flag_values.scenes, flag_values.frames, flag_values.min_gap, flag_values.max_gap,
-                           flag_values.batch_size, flag_values.motion, flag_values.height, flag_values.width)
+                           flag_values.batch_size, flag_values.motion, flag_values.height, flag_values.width,
+                           flag_values.eval_batches)
   splits = [("val", val), ("train", seen)]
   if flag_values.fixed_batches:
     fixed = [next(train) for _ in range(flag_values.fixed_batches)]
@@ -84,7 +85,8 @@ def main(argv):
                          "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
               "input_size": [flag_values.height, flag_values.width]}
   models = depth_motion_stage.build_networks(settings)
-  weights = losses_lib.loss_weights(preset=flag_values.preset)
+  overrides = {} if flag_values.depth_smoothness is None else {"depth_smoothness": flag_values.depth_smoothness}
+  weights = losses_lib.loss_weights(overrides, preset=flag_values.preset)
   variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
                "pose": models["motion"].trainable_variables,
                "none": models["depth"].trainable_variables + models["motion"].trainable_variables}[oracle]
@@ -166,6 +168,7 @@ if __name__ == "__main__":
   flags.DEFINE_integer("steps", 300, "Training steps.")
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
+  flags.DEFINE_float("depth_smoothness", None, "Weight of the depth smoothness term (default: the preset's).")
   flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
   flags.DEFINE_float("occlusion_tolerance", 0.0, "Relative depth tolerance of the visibility test (0: strict).")
   flags.DEFINE_integer("min_gap", 1, "Smallest frame gap of the training pairs, and the gap of the evaluation pairs.")
@@ -182,5 +185,7 @@ if __name__ == "__main__":
   flags.DEFINE_integer("batch_size", 4, "Pairs per training and evaluation batch.")
   flags.DEFINE_integer("fixed_batches", 0, "Train on this many fixed batches of the stream, over and over, and "
                        "evaluate on them too ('fixed'): can the network fit what it sees? (0: the stream).")
+  flags.DEFINE_integer("eval_batches", 10, "Batches of evaluation pairs per split (the first of each split, in "
+                       "order: scene by scene).")
   flags.DEFINE_integer("every", 50, "Print every this many steps.")
   app.run(main)

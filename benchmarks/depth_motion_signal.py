@@ -114,6 +114,22 @@ def least_squares_pose(batch, radius, matcher, translation_prior):
   return results, match_error
 
 
+def direct_pose(batch, translation_prior):
+  """{depth kind: (rotation errors, translation angles, true rotations)} of direct photometric alignment."""
+  images = tf.cast(batch["image"], tf.float32)
+  depth = tf.cast(batch["depth"], tf.float32)[:, 1]
+  intrinsics = tf.cast(batch["intrinsics"], tf.float32)
+  rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
+  results = {}
+  for kind, given in (("true", depth), ("constant", tf.ones_like(depth))):
+    found_rotation, found_translation = geometry.motion_from_images(images[:, 0], images[:, 1], given, intrinsics,
+                                                                    translation_prior=translation_prior)
+    errors = metrics.motion_errors(geometry.angles_from_matrix(found_rotation), found_translation, rotation,
+                                   translation)
+    results[kind] = tuple(errors[key].numpy() for key in ("rotation_error", "translation_angle", "true_rotation"))
+  return results
+
+
 def main(argv):
   del argv
   flag_values = flags.FLAGS
@@ -149,6 +165,14 @@ def main(argv):
               f"{np.mean(true_rotation):.2f}); translation direction error mean {np.mean(translation_angle):.1f} deg",
               flush=True)
 
+    if flag_values.direct:
+      for kind, (rotation_error, translation_angle, true_rotation) in direct_pose(
+          batch, flag_values.translation_prior).items():
+        print(f"gap {gap}, direct alignment with {kind} depth: rotation error mean {np.mean(rotation_error):.2f} "
+              f"median {np.median(rotation_error):.2f} deg (true rotation {np.mean(true_rotation):.2f}); "
+              f"translation direction error mean {np.mean(translation_angle):.1f} median "
+              f"{np.median(translation_angle):.1f} deg", flush=True)
+
 
 if __name__ == "__main__":
   flags.DEFINE_list("gaps", ["1", "2", "3"], "Frame gaps to measure.")
@@ -161,4 +185,6 @@ if __name__ == "__main__":
   flags.DEFINE_float("fit_learning_rate", 1e-3, "Adam learning rate of the free-motion fit.")
   flags.DEFINE_integer("match_radius", 0, "Search radius (pixels) of the least-squares pose from a patch match "
                        "(0: not measured).")
+  flags.DEFINE_bool("direct", False, "Also solve for the pose by direct photometric alignment "
+                    "(`geometry.motion_from_images`) with the true and with a constant depth.")
   app.run(main)

@@ -161,12 +161,12 @@ class TrainConfig:
     if self.dm_motion_trunk == "correlation" and self.dm_residual_translation:
       raise ValueError("dm_motion_trunk=correlation has no residual translation field: use dm_motion_trunk=plain "
                        "with dm_residual_translation.")
-    if self.dm_motion_pose_solver not in ("regression", "least_squares"):
-      raise ValueError("dm_motion_pose_solver must be regression or least_squares. Received: "
+    if self.dm_motion_pose_solver not in ("regression", "least_squares", "direct"):
+      raise ValueError("dm_motion_pose_solver must be regression, least_squares or direct. Received: "
                        f"{self.dm_motion_pose_solver!r}")
-    if self.dm_motion_pose_solver == "least_squares" and self.dm_residual_translation:
-      raise ValueError("dm_motion_pose_solver=least_squares solves for one rigid motion: it has no residual "
-                       "translation field (drop dm_residual_translation).")
+    if self.dm_motion_pose_solver != "regression" and self.dm_residual_translation:
+      raise ValueError(f"dm_motion_pose_solver={self.dm_motion_pose_solver} solves for one rigid motion: it has no "
+                       "residual translation field (drop dm_residual_translation).")
     if self.dm_motion_match_radius < 1:
       raise ValueError(f"dm_motion_match_radius must be >= 1 (pixels). Received: {self.dm_motion_match_radius}")
     if self.dm_motion_correlation_radius < 1:

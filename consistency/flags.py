@@ -173,11 +173,12 @@ flags.DEFINE_bool("dm_depth_mean_normalized", False, "depth_motion: divide each 
                   "pixel; the translation then carries the scale. Off: the original.")
 flags.DEFINE_integer("dm_motion_correlation_radius", 3, "depth_motion: displacements per side of the correlation "
                      "trunk, in pixels at 1/4 resolution (3: up to 12 input pixels).")
-flags.DEFINE_enum("dm_motion_pose_solver", "regression", ["regression", "least_squares"], "depth_motion: how "
-                  "the motion network gets the pose: regression (the original: a dense layer on the trunk's spatial "
-                  "mean) or least_squares (the rigid motion that best explains a full-resolution patch match of the "
-                  "two frames given the predicted depth: depth_motion/patch_match.py, geometry.motion_from_flow; "
-                  "the trunk then only feeds the intrinsics head).")
+flags.DEFINE_enum("dm_motion_pose_solver", "regression", ["regression", "least_squares", "direct"], "depth_motion: "
+                  "how the motion network gets the pose: regression (the original: a dense layer on the trunk's "
+                  "spatial mean), least_squares (the rigid motion that best explains a full-resolution patch match of "
+                  "the two frames given the predicted depth: depth_motion/patch_match.py, geometry.motion_from_flow) "
+                  "or direct (the rigid motion that best aligns the two frames photometrically given the predicted "
+                  "depth: geometry.motion_from_images); with either solver the trunk only feeds the intrinsics head.")
 flags.DEFINE_integer("dm_motion_match_radius", 8, "depth_motion: search radius in pixels of the least-squares pose's "
                      "patch match (the largest image motion it can follow).")
 flags.DEFINE_float("dm_max_noise_stddev", 0.5, "depth_motion: final noise stddev of the randomized layer "

@@ -21,7 +21,7 @@ from depth_motion import patch_match
 
 TRUNK_FILTERS = (16, 32, 64, 128, 256, 512, 1024)
 TRUNK_TYPES = ("plain", "correlation")
-POSE_SOLVERS = ("regression", "least_squares")
+POSE_SOLVERS = ("regression", "least_squares", "direct")
 # Least-squares pose: Gauss-Newton iterations, the Cauchy scale (pixels) with which every iteration after the first
 # down-weights the flow vectors its predecessor does not explain (occlusions, pixels leaving the view, mismatches),
 # and the weight of the prior towards a small translation (`geometry.motion_from_flow`): with the constant depth a
@@ -214,7 +214,10 @@ class MotionNet(keras.Model):
       j's depth (`geometry.motion_from_flow`, each flow vector weighted by the confidence of its match). The pose then follows
       from the match and the depth, the translation included, which a regression from the trunk's spatial mean does
       not learn from small indoor baselines. Needs "depth_j"; the trunk serves the intrinsics head only (and is not
-      run when K is given). No residual translation field.
+      run when K is given). No residual translation field. Or "direct" (not in the original): the rigid motion that
+      best aligns frame i onto frame j given frame j's depth, by coarse-to-fine Gauss-Newton on the robust
+      photometric error (`geometry.motion_from_images`); no gradient flows through it (it is the loss's minimiser
+      over the pose, so the depth's gradient loses nothing). Same inputs and outputs as "least_squares".
     match_radius: the least-squares pose's search radius in pixels (the largest image motion it can match).
     scale_init: initial value of the learned rotation and translation output scales.
     min_scale: floor of those scales (relu(x - min_scale) + min_scale, also a variable constraint).
@@ -244,8 +247,8 @@ class MotionNet(keras.Model):
       raise ValueError(f"MotionNet trunk_type must be one of {TRUNK_TYPES}. Received: trunk_type={trunk_type!r}")
     if pose_solver not in POSE_SOLVERS:
       raise ValueError(f"MotionNet pose_solver must be one of {POSE_SOLVERS}. Received: pose_solver={pose_solver!r}")
-    if pose_solver == "least_squares" and residual_translation:
-      raise ValueError("MotionNet(pose_solver='least_squares') solves for one rigid motion: it has no residual "
+    if pose_solver != "regression" and residual_translation:
+      raise ValueError(f"MotionNet(pose_solver={pose_solver!r}) solves for one rigid motion: it has no residual "
                        "translation field (residual_translation=False).")
     if match_radius < 1:
       raise ValueError(f"MotionNet match_radius must be >= 1 (pixels). Received: match_radius={match_radius}")
@@ -270,8 +273,8 @@ class MotionNet(keras.Model):
                                                 constraint=constraint, name="rotation_scale")
       self.translation_scale_var = self.add_weight(shape=(), initializer=keras.initializers.Constant(scale_init),
                                                    constraint=constraint, name="translation_scale")
-    if pose_solver == "least_squares" and not learn_intrinsics:
-      pass  # no trunk: the pose comes from the match, K from the inputs
+    if pose_solver != "regression" and not learn_intrinsics:
+      pass  # no trunk: the pose is solved, K comes from the inputs
     elif trunk_type == "plain":
       self.trunk = [_conv3x3(f, kernel_initializer, f"conv{i + 1}", strides=2) for i, f in enumerate(TRUNK_FILTERS)]
       # Keras 3 lists are invisible to tf.train.Checkpoint; as attributes too, the layers are saved in checkpoints.
@@ -308,7 +311,7 @@ class MotionNet(keras.Model):
   @property
   def takes_depth(self):
     """Whether `call` needs inputs "depth_i" and "depth_j" (`use_depth` or the least-squares pose)."""
-    return self.use_depth or self.pose_solver == "least_squares"
+    return self.use_depth or self.pose_solver != "regression"
 
   def _frames(self, inputs):
     """(images [image_i, image_j], depths [depth_i, depth_j] or []) as the trunk sees them: [B, H, W, 3 / 1]."""
@@ -328,10 +331,10 @@ class MotionNet(keras.Model):
       raise ValueError(f"MotionNet takes a dict with 'image_i' and 'image_j'. Received: {type(inputs).__name__}")
     images, depths = self._frames(inputs)
     height, width = tf.shape(images[0])[1], tf.shape(images[0])[2]
-    if self.pose_solver == "least_squares":
+    if self.pose_solver != "regression":
       bottleneck = self._bottleneck(images, depths)[0] if self.learn_intrinsics else None
       intrinsics = self._intrinsics(inputs, bottleneck, height, width)
-      return {**self._least_squares_motion(inputs, intrinsics), "intrinsics": intrinsics}
+      return {**self._solved_motion(inputs, intrinsics), "intrinsics": intrinsics}
     bottleneck, levels = self._bottleneck(images, depths)
     motion = tf.cast(self.background_motion(bottleneck), tf.float32)
     rotation_scale, translation_scale = self.rotation_scale, self.translation_scale
@@ -379,13 +382,18 @@ class MotionNet(keras.Model):
                        f"{sorted(inputs)}")
     return tf.cast(inputs["intrinsics"], tf.float32)
 
-  def _least_squares_motion(self, inputs, intrinsics):
-    """{"rotation", "translation"} of `pose_solver="least_squares"`: the rigid motion explaining the match j -> i."""
-    flow, confidence = patch_match.coarse_to_fine_flow(inputs["image_j"], inputs["image_i"], radius=self.match_radius)
+  def _solved_motion(self, inputs, intrinsics):
+    """{"rotation", "translation"} of a solved pose: the rigid motion of camera-j points into camera i."""
     depth_j = tf.cast(inputs["depth_j"], tf.float32)
-    rotation, translation = geometry.motion_from_flow(flow, depth_j, intrinsics, confidence,
-                                                      iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE,
-                                                      translation_prior=POSE_TRANSLATION_PRIOR)
+    if self.pose_solver == "direct":
+      rotation, translation = geometry.motion_from_images(inputs["image_i"], inputs["image_j"], depth_j, intrinsics,
+                                                          translation_prior=POSE_TRANSLATION_PRIOR)
+    else:
+      flow, confidence = patch_match.coarse_to_fine_flow(inputs["image_j"], inputs["image_i"],
+                                                         radius=self.match_radius)
+      rotation, translation = geometry.motion_from_flow(flow, depth_j, intrinsics, confidence,
+                                                        iterations=POSE_ITERATIONS, robust_scale=POSE_ROBUST_SCALE,
+                                                        translation_prior=POSE_TRANSLATION_PRIOR)
     return {"rotation": geometry.angles_from_matrix(rotation), "translation": translation}
 
   def get_config(self):

@@ -8,6 +8,7 @@ One file per concept; nothing here imports anything else of this project:
   warping       the depth warp and backward warping by optical flow
   occlusion     depth ordering, forward-backward flow consistency, leaving the image
   pose_from_flow  the rigid motion that best explains a flow field given the depth (Gauss-Newton least squares)
+  pose_from_images  the rigid motion that best aligns two images given one's depth (direct photometric alignment)
 """
 
 from depth_motion.geometry.camera import inside_image
@@ -24,6 +25,7 @@ from depth_motion.geometry.occlusion import closer_to_camera
 from depth_motion.geometry.occlusion import forward_backward_occlusion
 from depth_motion.geometry.occlusion import leaves_image
 from depth_motion.geometry.pose_from_flow import motion_from_flow
+from depth_motion.geometry.pose_from_images import motion_from_images
 from depth_motion.geometry.resampler import resample
 from depth_motion.geometry.rigid_motion import angles_from_matrix
 from depth_motion.geometry.rigid_motion import compose_motions

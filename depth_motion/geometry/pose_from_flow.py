@@ -28,17 +28,27 @@ DEFAULT_DAMPING = 1e-4
 DEFAULT_ITERATIONS = 3
 
 
-def _augmented_jacobian_rows(x, y, inverse_z, residual_x, residual_y):
-  """([B, 7, N], [B, 7, N]): [J | r]^T of the u and of the v image motion at points (x z, y z, z) [B, N] each.
+def motion_field_rows(x, y, inverse_z):
+  """([B, 6, N], [B, 6, N]): d(normalized u) / d(w, d) and d(normalized v) / d(w, d) at points (x z, y z, z) [B, N].
 
-  Rows 0-5 are d(normalized image motion) / d(w, d) (the columns of J), row 6 the residual r: one matmul of the
-  concatenation [B, 7, 2N] with itself, weighted, gives both J^T W J and J^T W r.
+  The instantaneous motion field of the module docstring, one row per unknown (w_x, w_y, w_z, d_x, d_y, d_z).
   """
   xy = x * y
   zero = tf.zeros_like(x)
-  rows_u = tf.stack([-xy, 1.0 + x * x, -y, inverse_z, zero, -x * inverse_z, residual_x], axis=1)
-  rows_v = tf.stack([-(1.0 + y * y), xy, x, zero, inverse_z, -y * inverse_z, residual_y], axis=1)
+  rows_u = tf.stack([-xy, 1.0 + x * x, -y, inverse_z, zero, -x * inverse_z], axis=1)
+  rows_v = tf.stack([-(1.0 + y * y), xy, x, zero, inverse_z, -y * inverse_z], axis=1)
   return rows_u, rows_v
+
+
+def _augmented_jacobian_rows(x, y, inverse_z, residual_x, residual_y):
+  """([B, 7, N], [B, 7, N]): [J | r]^T of the u and of the v image motion at points (x z, y z, z) [B, N] each.
+
+  Rows 0-5 are `motion_field_rows` (the columns of J), row 6 the residual r: one matmul of the concatenation
+  [B, 7, 2N] with itself, weighted, gives both J^T W J and J^T W r.
+  """
+  rows_u, rows_v = motion_field_rows(x, y, inverse_z)
+  return (tf.concat([rows_u, residual_x[:, tf.newaxis]], axis=1),
+          tf.concat([rows_v, residual_y[:, tf.newaxis]], axis=1))
 
 
 def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_ITERATIONS, damping=DEFAULT_DAMPING,
@@ -118,10 +128,14 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
     right = product[:, :6, 6]
     right -= tf.pad(prior * translation, [[0, 0], [3, 0]])  # the prior's gradient at the current translation
     update = tf.linalg.solve(normal, right[..., tf.newaxis])[..., 0]
-    step = rotation_matrix_3d.from_axis_angle(*_axis_angle(update[:, :3]))
-    rotation = tf.matmul(step, rotation)
-    translation = tf.einsum("bij,bj->bi", step, translation) + update[:, 3:]
+    rotation, translation = apply_update(rotation, translation, update)
   return rotation, translation / scale[:, tf.newaxis]
+
+
+def apply_update(rotation, translation, update):
+  """The motion after the left update [B, 6] (w, d), applied exactly: R <- exp(w) R, t <- exp(w) t + d."""
+  step = rotation_matrix_3d.from_axis_angle(*_axis_angle(update[:, :3]))
+  return tf.matmul(step, rotation), tf.einsum("bij,bj->bi", step, translation) + update[:, 3:]
 
 
 def _axis_angle(vector):

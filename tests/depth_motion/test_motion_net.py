@@ -283,12 +283,13 @@ def test_one_training_step_changes_weights_and_keeps_them_finite(net):
       weight.assign(value)  # the module's other tests share this network
 
 
-def test_least_squares_pose_explains_a_known_motion():
+@pytest.mark.parametrize("pose_solver", ["least_squares", "direct"])
+def test_solved_pose_explains_a_known_motion(pose_solver):
   """Frame j is frame i seen after a known motion (a 2-degree turn and a step of 1 % of the depth, a plane 3 m away):
-  the least-squares motion of frame j's points, warped with frame j's depth, moves its pixels where the true motion
-  does (the pixels whose match left the view do not pull it off), and twice the depth gives the same rotation, twice
-  the translation."""
-  model = motion_net.MotionNet(pose_solver="least_squares", learn_intrinsics=False)
+  the solved motion of frame j's points (from a patch match, or by direct photometric alignment), warped with frame
+  j's depth, moves its pixels where the true motion does (the pixels that left the view do not pull it off), and
+  twice the depth gives the same rotation, twice the translation."""
+  model = motion_net.MotionNet(pose_solver=pose_solver, learn_intrinsics=False)
   image_i = tf.image.resize(tf.random.stateless_uniform([1, 32, 48, 3], seed=[4, 5]), [64, 96], method="bicubic")
   depth = tf.fill([1, 64, 96], 3.0)
   intrinsics = geometry.make_intrinsics([80.0], [80.0], [47.5], [31.5])
