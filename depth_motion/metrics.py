@@ -118,6 +118,46 @@ def motion_errors(rotation, translation, true_rotation, true_translation):
           "translation_angle": angle, "translation_valid": translation_valid}
 
 
+def warp_errors(depth, rotation, translation, intrinsics, true_depth, true_rotation, true_translation,
+                true_intrinsics):
+  """End-point errors of a predicted depth warp (frame j's pixels into frame i) against the true one.
+
+  This is what the later stages use of the teachers: the correspondence, not the depth or the pose alone. A wrong
+  depth and a wrong pose that cancel give a right warp (and a small error here).
+
+  Args:
+    depth: [B, H, W] predicted depth of frame j (any scale, the one `translation` is in).
+    rotation: [B, 3] Euler angles or [B, 3, 3], predicted motion of camera j's points into camera i.
+    translation: [B, 3] predicted translation.
+    intrinsics: [B, 3, 3] the K the prediction warps with.
+    true_depth: [B, H, W] true depth of frame j (0 = missing).
+    true_rotation, true_translation, true_intrinsics: the true motion [B, 3, 3], [B, 3] and K [B, 3, 3].
+
+  Returns:
+    dict of [B] float32 over the pixels with a true depth whose true warp lands inside frame i: "warp_epe" the mean
+    distance (pixels) between the predicted and the true warp, "zero_flow_epe" that of the identity warp (no motion:
+    the reference a teacher must beat), "warp_valid" 1 where the image has such pixels (both errors are 0
+    elsewhere and must not be counted).
+  """
+  rotation = tf.convert_to_tensor(rotation, tf.float32)
+  if rotation.shape.rank == 2:
+    rotation = geometry.matrix_from_angles(rotation)
+  true_depth = tf.convert_to_tensor(true_depth, tf.float32)
+  true = geometry.depth_warp(true_depth, true_rotation, true_translation, true_intrinsics)
+  predicted = geometry.depth_warp(depth, rotation, translation, intrinsics)
+  valid = tf.cast(true.valid & (true_depth > 0), tf.float32)
+  count = tf.reduce_sum(valid, axis=[1, 2])
+  shape = tf.shape(true_depth)
+
+  def mean_distance(coords):
+    distance = tf.norm(coords - true.coords, axis=-1)
+    return tf.math.divide_no_nan(tf.reduce_sum(tf.where(valid > 0, distance, 0.0), axis=[1, 2]), count)
+
+  return {"warp_epe": mean_distance(predicted.coords),
+          "zero_flow_epe": mean_distance(geometry.pixel_grid(shape[1], shape[2])),
+          "warp_valid": tf.cast(count > 0, tf.float32)}
+
+
 def intrinsics_errors(predicted, truth):
   """Relative errors |predicted - true| / true of fx, fy, cx, cy: dict of [B] float32 per parameter."""
   predicted = geometry.intrinsics_params(tf.convert_to_tensor(predicted, tf.float32))

@@ -23,6 +23,10 @@ pose_pairs (pairs with known poses) always stay:
   rotation_error_deg, translation_angle_deg: relative pose errors of the motion 0 -> 1, and true_rotation_deg, the
                   mean true inter-frame rotation they should be small against (over the pairs with known poses;
                   the translation angle over those whose true translation has a direction);
+  warp_epe_px, zero_flow_epe_px: the mean end-point error (pixels) of the predicted warp of frame 1 into frame 0
+                  (its depth, motion and K: the correspondence the consistency stage uses) against the true warp,
+                  and that of no motion for reference, over the pixels with a true depth that stay in view (pairs
+                  with known poses and depth; warp_pairs counts them);
   fx/fy/cx/cy_relative_error: of the learned K (the pair's two directions averaged) against the true K; with
                   per_video intrinsics, of each training video's K (validation videos have no learned K).
 
@@ -282,7 +286,7 @@ class DepthMotionStage(video.VideoStage):
       per_sample[f"depth_{name}_constant_reference"] = constant[name] * constant["valid"]
 
     intrinsics = self._eval_intrinsics(batch)
-    _, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
+    depths, motions = self.predict(models, image, step=None, training=False, intrinsics=intrinsics)
     # A source without poses gives NaN (unknown): such pairs are scored against the identity and not counted.
     pose = tf.cast(batch["pose"][:, :2], tf.float32)
     known = tf.reduce_all(tf.math.is_finite(pose), axis=[1, 2, 3])
@@ -296,6 +300,14 @@ class DepthMotionStage(video.VideoStage):
     per_sample["translation_angle_deg"] = errors["translation_angle"] * known
     per_sample["translation_pairs"] = errors["translation_valid"] * known
     per_sample["pose_pairs"] = known
+    # The correspondence the later stages use: the warp of frame 1's pixels into frame 0 (background motion).
+    motion = motions[(0, 1)]
+    warp = metrics_lib.warp_errors(depths[:, 1], motion["rotation"], motion["translation"], motion["intrinsics"],
+                                   batch["depth"][:, 1], true_rotation, true_translation, batch["intrinsics"])
+    warp_valid = warp["warp_valid"] * known
+    per_sample["warp_epe_px"] = warp["warp_epe"] * warp_valid
+    per_sample["zero_flow_epe_px"] = warp["zero_flow_epe"] * warp_valid
+    per_sample["warp_pairs"] = warp_valid
     per_sample["pairs"] = tf.ones_like(errors["rotation_error"])
     if self.config.dm_intrinsics == "learned" and self.true_intrinsics:
       learned = 0.5 * (motions[(0, 1)]["intrinsics"] + motions[(1, 0)]["intrinsics"])
@@ -350,6 +362,14 @@ class DepthMotionStage(video.VideoStage):
         absent.append(([f"{prefix}translation_angle_deg"],
                        f"no {split} pair has a true translation longer than {metrics_lib.MIN_TRANSLATION} m, so "
                        "none has a direction to compare"))
+      warp_pairs = int(totals["warp_pairs"])
+      result["warp_pairs"] = warp_pairs
+      if warp_pairs:
+        for name in ("warp_epe_px", "zero_flow_epe_px"):
+          result[name] = float(totals[name]) / warp_pairs
+      else:
+        absent.append(([f"{prefix}warp_epe_px", f"{prefix}zero_flow_epe_px"],
+                       f"no {split} pair has both ground-truth depth and camera poses"))
     else:
       absent.append(([prefix + name for name in _POSE_METRICS],
                      f"no {split} pair has ground-truth camera poses{self._missing('poses', split)}"))

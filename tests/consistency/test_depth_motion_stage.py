@@ -204,7 +204,9 @@ def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path):
 
 def _split_totals(images, pose_pairs, translation_pairs, pairs=2, intrinsics=True):
   """One split's summed `eval_step` statistics: every per-sample value 0.5 (0.25 for the depth ones) where counted."""
-  totals = {"depth_images": images, "pairs": pairs, "pose_pairs": pose_pairs, "translation_pairs": translation_pairs}
+  warp_pairs = pose_pairs if images else 0  # the warp needs both the true depth and the poses
+  totals = {"depth_images": images, "pairs": pairs, "pose_pairs": pose_pairs, "translation_pairs": translation_pairs,
+            "warp_pairs": warp_pairs, "warp_epe_px": 0.5 * warp_pairs, "zero_flow_epe_px": 0.5 * warp_pairs}
   for name in ("abs_rel", "sq_rel", "rmse", "delta1"):
     for suffix in ("median_scaled", "unscaled"):
       totals[f"depth_{name}_{suffix}"] = 0.25 * images
@@ -235,7 +237,8 @@ def test_eval_result_with_ground_truth_reports_every_metric_and_warns_nothing(tm
   metrics, warnings = _eval_result(stage, _totals(_split_totals(2, 2, 2), _split_totals(2, 2, 2)))
   assert not warnings
   for name in ("depth_abs_rel_median_scaled", "depth_rmse_unscaled", "depth_scale", "depth_abs_rel_constant_reference",
-               "rotation_error_deg", "true_rotation_deg", "translation_angle_deg", "fx_relative_error"):
+               "rotation_error_deg", "true_rotation_deg", "translation_angle_deg", "warp_epe_px", "zero_flow_epe_px",
+               "fx_relative_error"):
     for prefix in ("", depth_motion_stage.TRAINING_VIDEO_PREFIX):
       assert metrics[prefix + name] == pytest.approx(0.25 if name.startswith("depth_") else 0.5), prefix + name
   assert metrics["depth_images"] == 2 and metrics["pairs"] == 2 and metrics["pose_pairs"] == 2
@@ -260,6 +263,13 @@ def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_pa
          "camera poses)" in warnings[0]
   assert "training_video/translation_angle_deg (no training-video pair has a true translation longer than" in \
          warnings[0]
+
+  # Poses without depth: the pose errors stay, the warp's are left out.
+  metrics, warnings = _eval_result(stage, _totals(_split_totals(0, 2, 2), _split_totals(2, 2, 2)))
+  assert metrics["rotation_error_deg"] == pytest.approx(0.5) and "warp_epe_px" not in metrics
+  assert metrics[prefix + "warp_epe_px"] == pytest.approx(0.5)
+  assert len(warnings) == 1 and "warp_epe_px, zero_flow_epe_px (no validation pair has both ground-truth depth and " \
+      "camera poses)" in warnings[0]
 
   camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path)))
   assert not camvid.true_intrinsics

@@ -81,3 +81,34 @@ def test_intrinsics_relative_errors():
   errors = {k: float(v[0]) for k, v in metrics.intrinsics_errors(predicted, truth).items()}
   assert errors == pytest.approx({"fx_relative_error": 0.1, "fy_relative_error": 0.05, "cx_relative_error": 0.0,
                                   "cy_relative_error": 0.1})
+
+
+def test_warp_errors_known_answers():
+  """The true warp scores 0 at any depth scale (the translation in the same units); no motion scores the zero-flow
+  reference; a depth twice the truth halves the flow of a sideways step; pixels without a true depth are not counted."""
+  rng = np.random.default_rng(0)
+  true_depth = tf.constant(rng.uniform(1.0, 4.0, (2, 12, 16)), tf.float32)
+  intrinsics = geometry.make_intrinsics([14.0, 14.0], [14.0, 14.0], [7.5, 7.5], [5.5, 5.5])
+  rotation = geometry.matrix_from_angles([[0.02, -0.03, 0.01], [0.0, 0.05, 0.0]])
+  translation = tf.constant([[0.1, 0.0, 0.05], [-0.05, 0.02, 0.0]], tf.float32)
+  truth = (true_depth, rotation, translation, intrinsics)
+  exact = metrics.warp_errors(true_depth * 3.0, rotation, translation * 3.0, intrinsics, *truth)
+  np.testing.assert_allclose(exact["warp_epe"], 0.0, atol=1e-4)
+  np.testing.assert_array_equal(exact["warp_valid"], [1.0, 1.0])
+  still = metrics.warp_errors(true_depth, tf.zeros([2, 3]), tf.zeros([2, 3]), intrinsics, *truth)
+  np.testing.assert_allclose(still["warp_epe"], still["zero_flow_epe"], rtol=1e-5)
+  assert np.all(still["zero_flow_epe"] > 0.3)
+  # A sideways step in front of a wall 2 m away moves every pixel by fx t / z = 0.7 px; twice the depth, half that.
+  wall = tf.fill([2, 12, 16], 2.0)
+  step = tf.constant([[0.1, 0.0, 0.0]] * 2)
+  identity = tf.eye(3, batch_shape=[2])
+  halved = metrics.warp_errors(wall * 2.0, identity, step, intrinsics, wall, identity, step, intrinsics)
+  np.testing.assert_allclose(halved["warp_epe"], 0.35, rtol=1e-4)
+  np.testing.assert_allclose(halved["zero_flow_epe"], 0.7, rtol=1e-4)
+  # Missing true depth: an image with none is flagged, and a wrong depth where the truth is missing costs nothing.
+  missing = tf.concat([true_depth[:1] * tf.cast(tf.range(16) < 8, tf.float32), tf.zeros_like(true_depth[:1])], axis=0)
+  wrong_where_missing = tf.where(missing > 0, true_depth, 10.0)
+  errors = metrics.warp_errors(wrong_where_missing, rotation, translation, intrinsics, missing, rotation, translation,
+                               intrinsics)
+  np.testing.assert_array_equal(errors["warp_valid"], [1.0, 0.0])
+  np.testing.assert_allclose(errors["warp_epe"], 0.0, atol=1e-4)
