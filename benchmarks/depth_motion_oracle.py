@@ -2,7 +2,7 @@
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
         [--preset=later] [--depth_smoothness=W] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
-        [--center_images] [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
+        [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
         [--batch_size=4] [--fixed_batches=0] [--eval_batches=10] [--motion=handheld|dolly] [--depth_encoder=resnet18]
         [--height=64] [--width=96]
 
@@ -80,7 +80,6 @@ def main(argv):
   settings = {"depth": {"encoder": flag_values.depth_encoder, "max_noise_stddev": flag_values.max_noise_stddev,
                         "noise_ramp_steps": 200},
               "motion": {"residual_translation": False, "learn_intrinsics": oracle == "none", "use_depth": False,
-                         "center_images": flag_values.center_images,
                          "kernel_initializer": flag_values.motion_initializer,
                          "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
               "input_size": [flag_values.height, flag_values.width]}
@@ -175,7 +174,6 @@ if __name__ == "__main__":
   flags.DEFINE_integer("max_gap", 3, "Largest frame gap of the training pairs (drawn uniformly from min_gap..max_gap).")
   flags.DEFINE_multi_integer("photometric_blurs", [1], "Box filter sizes of the photometric comparison "
                              "(repeat the flag for several, e.g. --photometric_blurs=1 --photometric_blurs=5).")
-  flags.DEFINE_bool("center_images", False, "The motion network sees images in [-1, 1].")
   flags.DEFINE_string("motion_initializer", "he_normal", "The motion network's convolution kernel initializer "
                       "(glorot_uniform: the original).")
   flags.DEFINE_enum("motion_trunk", "plain", ["plain", "correlation"], "The motion network's trunk.")

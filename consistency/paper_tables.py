@@ -298,11 +298,14 @@ def report(plan, results, seconds):
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):
-      m = {key: float("nan") for key in ("depth_abs_rel_median_scaled", "rotation_error_deg", "true_rotation_deg")}
+      m = {key: float("nan") for key in ("depth_abs_rel_median_scaled", "depth_abs_rel_constant_reference",
+                                         "rotation_error_deg", "true_rotation_deg", "warp_epe_px", "zero_flow_epe_px")}
       m.update(teacher.metrics())
-      lines += [f"Learned geometry: depth_motion teachers after {m.get('step')} steps: depth AbsRel (median-scaled) "
-                f"{m['depth_abs_rel_median_scaled']:.3f}, rotation error {m['rotation_error_deg']:.2f} deg (true "
-                f"{m['true_rotation_deg']:.2f} deg).", ""]
+      lines += [f"Learned geometry: depth_motion teachers after {m.get('step')} steps (validation rooms): depth AbsRel "
+                f"(median-scaled) {m['depth_abs_rel_median_scaled']:.3f} (a constant map "
+                f"{m['depth_abs_rel_constant_reference']:.3f}), rotation error {m['rotation_error_deg']:.2f} deg (true "
+                f"{m['true_rotation_deg']:.2f} deg), warp end-point error {m['warp_epe_px']:.2f} px (no motion "
+                f"{m['zero_flow_epe_px']:.2f} px).", ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), ""]
   if 2 in plan.tables:

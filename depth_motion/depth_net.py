@@ -182,10 +182,6 @@ class DepthNet(keras.Model):
     max_noise_stddev, noise_ramp_steps: the randomized layer normalization noise ramp (see
       `randomized_layer_norm.noise_stddev`).
     reflect_padding: decoder padding mode, "REFLECT" if True, zeros otherwise.
-    mean_normalized: divide each depth map by its spatial mean (Wang et al. 2018, "Learning Depth from Monocular
-      Videos using Direct Methods"; not in the original). Monocular depth has no scale; without this the network can
-      move all of its depth far away, where the translation no longer moves any pixel and the rotation alone explains
-      the frames. With it every map has mean 1 and the translation carries the scale.
 
   Call arguments:
     images: [B, H, W, 3] float RGB in [0, 1]; H and W divisible by 32.
@@ -197,7 +193,7 @@ class DepthNet(keras.Model):
   """
 
   def __init__(self, encoder=RESNET18, input_normalization="imagenet", max_noise_stddev=0.5, noise_ramp_steps=10000,
-               reflect_padding=True, mean_normalized=False, **kwargs):
+               reflect_padding=True, **kwargs):
     super().__init__(**kwargs)
     if encoder not in ENCODERS:
       raise ValueError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
@@ -209,7 +205,6 @@ class DepthNet(keras.Model):
     self.max_noise_stddev = max_noise_stddev
     self.noise_ramp_steps = noise_ramp_steps
     self.reflect_padding = reflect_padding
-    self.mean_normalized = mean_normalized
     if encoder == EFFICIENTNET_LITE0:
       self.encoder = efficientnet_lite.EfficientNetLiteFeatures(min_level=1, name="encoder")
     else:
@@ -241,16 +236,13 @@ class DepthNet(keras.Model):
     else:
       features = self.encoder(self.normalize_images(images), training=training, step=step)
     depth = tf.cast(self.decoder(features)[..., 0], tf.float32)
-    if self.mean_normalized:
-      depth /= tf.reduce_mean(depth, axis=[1, 2], keepdims=True)
     return {"depth": depth}
 
   def get_config(self):
     config = super().get_config()
     config.update({"encoder": self.encoder_name, "input_normalization": self.input_normalization,
                    "max_noise_stddev": self.max_noise_stddev,
-                   "noise_ramp_steps": self.noise_ramp_steps, "reflect_padding": self.reflect_padding,
-                   "mean_normalized": self.mean_normalized})
+                   "noise_ramp_steps": self.noise_ramp_steps, "reflect_padding": self.reflect_padding})
     return config
 
 

@@ -199,8 +199,6 @@ class MotionNet(keras.Model):
       the rest of the batch). Only used with `residual_translation`.
     learn_intrinsics: predict K from the bottleneck; if False, K is read from `inputs["intrinsics"]`.
     use_depth: append each frame's depth as an input channel (8 channels, the later code) instead of RGB only (6).
-    center_images: feed the images to the trunk as 2 x - 1 (in [-1, 1]) instead of in [0, 1] (the original), so the
-      first layer's ReLUs start on both sides of their kink.
     kernel_initializer: name of the Keras initializer of every convolution kernel (trunk and refinement). The
       original's Glorot uniform ("glorot_uniform") shrinks the activations about 2.5x per ReLU layer: at the
       bottleneck they are ~1e-3 of the input and the rotation output starts ~1e-5 rad, so its gradient steps barely
@@ -237,7 +235,7 @@ class MotionNet(keras.Model):
   """
 
   def __init__(self, residual_translation=False, auto_mask=True, learn_intrinsics=True, use_depth=False,
-               center_images=False, kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
+               kernel_initializer="he_normal", trunk_type="plain", correlation_radius=3,
                pose_solver="regression", match_radius=8, scale_init=0.01, min_scale=0.001, **kwargs):
     # Under mixed precision only the convolutions run in the compute dtype (`_frames` casts the images and depths
     # they read); intrinsics and the depths the pose solver reads stay float32.
@@ -263,7 +261,6 @@ class MotionNet(keras.Model):
     self.auto_mask = auto_mask
     self.learn_intrinsics = learn_intrinsics
     self.use_depth = use_depth
-    self.center_images = center_images
     self.kernel_initializer = kernel_initializer
     self.scale_init = scale_init
     self.min_scale = min_scale
@@ -320,8 +317,6 @@ class MotionNet(keras.Model):
         raise ValueError(f"MotionNet(use_depth={self.use_depth}, pose_solver={self.pose_solver!r}) needs "
                          f"inputs[{key!r}]. Received keys: {sorted(inputs)}")
     images = [tf.cast(inputs["image_i"], self.compute_dtype), tf.cast(inputs["image_j"], self.compute_dtype)]
-    if self.center_images:
-      images = [2.0 * image - 1.0 for image in images]
     depths = [tf.cast(inputs[key], self.compute_dtype)[..., tf.newaxis]
               for key in ("depth_i", "depth_j")] if self.takes_depth else []
     return images, depths
@@ -400,7 +395,6 @@ class MotionNet(keras.Model):
     config = super().get_config()
     config.update({"residual_translation": self.residual_translation, "auto_mask": self.auto_mask,
                    "learn_intrinsics": self.learn_intrinsics, "use_depth": self.use_depth,
-                   "center_images": self.center_images,
                    "kernel_initializer": self.kernel_initializer, "trunk_type": self.trunk_type,
                    "correlation_radius": self.correlation_radius, "pose_solver": self.pose_solver,
                    "match_radius": self.match_radius,

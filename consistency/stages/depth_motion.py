@@ -65,11 +65,10 @@ TRAINING_VIDEO_PREFIX = "training_video/"
 def network_settings(config):
   """The JSON-serialisable description of the stage's networks (what `load_teachers` rebuilds)."""
   return {"depth": {"encoder": config.dm_depth_encoder, "max_noise_stddev": config.dm_max_noise_stddev,
-                    "noise_ramp_steps": config.dm_noise_ramp_steps, "mean_normalized": config.dm_depth_mean_normalized},
+                    "noise_ramp_steps": config.dm_noise_ramp_steps},
           "motion": {"residual_translation": config.dm_residual_translation,
                      "learn_intrinsics": config.dm_intrinsics == "learned",
                      "use_depth": config.dm_motion_uses_depth,
-                     "center_images": config.dm_motion_centers_images,
                      "trunk_type": config.dm_motion_trunk,
                      "correlation_radius": config.dm_motion_correlation_radius,
                      "pose_solver": config.dm_motion_pose_solver,

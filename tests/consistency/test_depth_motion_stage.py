@@ -93,14 +93,14 @@ def test_load_teachers_errors_name_the_directory(tmp_path):
 def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
   losses, _ = _check_run(_config(tmp_path, dm_intrinsics="per_video", dm_residual_translation=True,
                                  dm_residual_ramp_steps=(0, 1), dm_loss_preset="later", dm_occlusion_tolerance=0.05,
-                                 dm_photometric_blurs=(1, 5), dm_motion_centers_images=True))
+                                 dm_photometric_blurs=(1, 5)))
   assert losses["motion_drift"] >= 0.0
 
 
 def test_loss_weight_and_ramp_flags_parse():
   argv = ["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb=1.5,depth_consistency=0",
           "--dm_residual_ramp_steps=5,9", "--dm_photometric_blurs=1,5", "--dm_motion_trunk=correlation",
-          "--dm_motion_correlation_radius=2", "--dm_depth_mean_normalized", "--dm_motion_pose_solver=least_squares",
+          "--dm_motion_correlation_radius=2", "--dm_motion_pose_solver=least_squares",
           "--dm_motion_match_radius=5"]
   flags.FLAGS(argv)
   try:
@@ -111,7 +111,6 @@ def test_loss_weight_and_ramp_flags_parse():
     motion = depth_motion_stage.network_settings(config)["motion"]
     assert motion["trunk_type"] == "correlation" and motion["correlation_radius"] == 2
     assert motion["pose_solver"] == "least_squares" and motion["match_radius"] == 5
-    assert depth_motion_stage.network_settings(config)["depth"]["mean_normalized"]
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])
     with pytest.raises(ValueError, match="term=number"):
       flags_lib.config_from_flags()

@@ -83,7 +83,7 @@ def test_unknown_input_normalization_is_an_error():
 
 
 def test_config_round_trip():
-  arguments = dict(reflect_padding=False, mean_normalized=True, **CONFIG)
+  arguments = dict(reflect_padding=False, **CONFIG)
   defaults = {name: p.default for name, p in inspect.signature(depth_net.DepthNet).parameters.items()}
   assert all(defaults[name] != value for name, value in arguments.items())
   model = depth_net.DepthNet(**arguments)
@@ -91,17 +91,6 @@ def test_config_round_trip():
   assert clone.get_config() == model.get_config()
   for name, value in arguments.items():
     assert getattr(clone, name) == value
-
-
-def test_mean_normalized_depth_is_the_raw_depth_over_its_mean(net):
-  normalized = depth_net.DepthNet(mean_normalized=True, **CONFIG)
-  images = _images()
-  normalized(images)
-  normalized.set_weights(net.get_weights())
-  raw = net(images)["depth"].numpy()
-  depth = normalized(images)["depth"].numpy()
-  np.testing.assert_allclose(depth, raw / raw.mean(axis=(1, 2), keepdims=True), rtol=1e-5)
-  np.testing.assert_allclose(depth.mean(axis=(1, 2)), 1.0, rtol=1e-5)
 
 
 def test_keras_save_and_load_round_trip(net, tmp_path):

@@ -135,7 +135,7 @@ def test_residual_translation_ramp():
 
 def test_config_round_trip_with_non_default_arguments():
   arguments = dict(residual_translation=True, auto_mask=False, learn_intrinsics=False, use_depth=True,
-                   center_images=True, kernel_initializer="glorot_uniform", scale_init=0.02, min_scale=0.002)
+                   kernel_initializer="glorot_uniform", scale_init=0.02, min_scale=0.002)
   defaults = {name: p.default for name, p in inspect.signature(motion_net.MotionNet).parameters.items()}
   assert all(defaults[name] != value for name, value in arguments.items())
   model = motion_net.MotionNet(**arguments)
@@ -143,18 +143,6 @@ def test_config_round_trip_with_non_default_arguments():
   assert clone.get_config() == model.get_config()
   for name, value in arguments.items():
     assert getattr(clone, name) == value
-
-
-def test_centered_images_are_the_same_network_on_2x_minus_1(net):
-  centered = motion_net.MotionNet(center_images=True)
-  inputs = _inputs()
-  centered(inputs)
-  centered.set_weights(net.get_weights())
-  shifted = dict(inputs, image_i=2.0 * inputs["image_i"] - 1.0, image_j=2.0 * inputs["image_j"] - 1.0)
-  expected, received = net(shifted), centered(inputs)
-  for key in ("rotation", "translation", "intrinsics"):
-    np.testing.assert_allclose(received[key], expected[key], rtol=1e-5, atol=1e-7)
-  assert not np.allclose(net(inputs)["rotation"], received["rotation"])
 
 
 def test_he_initialization_keeps_the_bottleneck_activations_alive():
@@ -166,7 +154,7 @@ def test_he_initialization_keeps_the_bottleneck_activations_alive():
 
   def bottleneck_scale(initializer):
     keras.utils.set_random_seed(0)
-    model = motion_net.MotionNet(kernel_initializer=initializer, center_images=True)
+    model = motion_net.MotionNet(kernel_initializer=initializer)
     model(inputs)
     images, depths = model._frames(inputs)
     x = tf.concat(images + depths, axis=-1)
@@ -180,7 +168,7 @@ def test_he_initialization_keeps_the_bottleneck_activations_alive():
 
 @pytest.fixture(scope="module")
 def correlation_net():
-  model = motion_net.MotionNet(trunk_type="correlation", use_depth=True, center_images=True)
+  model = motion_net.MotionNet(trunk_type="correlation", use_depth=True)
   model(_inputs())
   return model
 
@@ -239,7 +227,7 @@ def test_correlation_trunk_config_round_trip(tmp_path):
 def test_correlation_trunk_restores_from_a_tf_train_checkpoint(correlation_net, tmp_path):
   """The teachers are restored with tf.train.Checkpoint: every weight of the trunk (encoder list included) is in it."""
   path = tf.train.Checkpoint(motion=correlation_net).write(str(tmp_path / "ckpt"))
-  fresh = motion_net.MotionNet(trunk_type="correlation", use_depth=True, center_images=True)
+  fresh = motion_net.MotionNet(trunk_type="correlation", use_depth=True)
   inputs = _inputs()
   fresh(inputs)
   assert not np.allclose(fresh(inputs)["rotation"], correlation_net(inputs)["rotation"])
@@ -311,8 +299,7 @@ def test_solved_pose_explains_a_known_motion(pose_solver):
 
 
 def test_least_squares_pose_configuration_and_errors(tmp_path):
-  model = motion_net.MotionNet(trunk_type="correlation", pose_solver="least_squares", match_radius=4,
-                               center_images=True)
+  model = motion_net.MotionNet(trunk_type="correlation", pose_solver="least_squares", match_radius=4)
   assert model.takes_depth and not motion_net.MotionNet(trunk_type="correlation").takes_depth
   inputs = _inputs()
   expected = model(inputs)
