@@ -102,17 +102,9 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
   points = tf.transpose(points, [0, 2, 1])
   rotation = tf.eye(3, batch_shape=[batch])
   translation = tf.zeros([batch, 3])
-  diagonal = tf.constant([damping] * 3 + [damping + translation_prior] * 3)
-  regularizer = total_weight[:, tf.newaxis, tf.newaxis] * tf.linalg.diag(tf.broadcast_to(diagonal, [batch, 6]))
-  prior = translation_prior * total_weight[:, tf.newaxis]
+  regularizer, prior = regularization(damping, translation_prior, total_weight)
   for iteration in range(iterations):
-    moved = tf.matmul(rotation, points) + translation[:, :, tf.newaxis]
-    # Points pushed behind the camera by a bad estimate get no vote (and no Inf): z is floored and weight zeroed.
-    in_front = moved[:, 2] > camera.MIN_PROJECTION_DEPTH
-    safe_x, safe_y, safe_z = tf.unstack(tf.where(in_front[:, tf.newaxis], moved, tf.constant([[0.0], [0.0], [1.0]])),
-                                        axis=1)
-    inverse_z = 1.0 / safe_z
-    x, y = safe_x * inverse_z, safe_y * inverse_z
+    x, y, inverse_z, in_front = moved_points(rotation, translation, points)
     residual_x, residual_y = target_x - x, target_y - y
     weight = weights * tf.cast(in_front, tf.float32)
     if robust_scale is not None and iteration > 0:
@@ -130,6 +122,32 @@ def motion_from_flow(flow, depth, intrinsics, weights=None, iterations=DEFAULT_I
     update = tf.linalg.solve(normal, right[..., tf.newaxis])[..., 0]
     rotation, translation = apply_update(rotation, translation, update)
   return rotation, translation / scale[:, tf.newaxis]
+
+
+def regularization(damping, translation_prior, total_weight):
+  """(regularizer [B, 6, 6], prior [B, 1]) of the normal equations, both relative to the total weight [B].
+
+  The regularizer adds `damping` to every unknown's diagonal and `translation_prior` to the translation's; the prior
+  times the current translation is the prior's gradient, subtracted from the right-hand side.
+  """
+  diagonal = tf.constant([damping] * 3 + [damping + translation_prior] * 3)
+  batch = tf.shape(total_weight)[0]
+  regularizer = total_weight[:, tf.newaxis, tf.newaxis] * tf.linalg.diag(tf.broadcast_to(diagonal, [batch, 6]))
+  return regularizer, translation_prior * total_weight[:, tf.newaxis]
+
+
+def moved_points(rotation, translation, points):
+  """(x, y, inverse_z, in_front), [B, N] each: the normalized image coordinates of points [B, 3, N] moved by (R, t).
+
+  Points pushed behind the camera by a bad estimate get no vote (and no Inf): their z is floored and `in_front` is
+  False there.
+  """
+  moved = tf.matmul(rotation, points) + translation[:, :, tf.newaxis]
+  in_front = moved[:, 2] > camera.MIN_PROJECTION_DEPTH
+  safe_x, safe_y, safe_z = tf.unstack(tf.where(in_front[:, tf.newaxis], moved, tf.constant([[0.0], [0.0], [1.0]])),
+                                      axis=1)
+  inverse_z = 1.0 / safe_z
+  return safe_x * inverse_z, safe_y * inverse_z, inverse_z, in_front
 
 
 def apply_update(rotation, translation, update):

@@ -55,17 +55,10 @@ def _align_level(image_i, image_j, depth_j, intrinsics, rotation, translation, i
   stacked = tf.concat([image_i, gradient_x, gradient_y], axis=-1)
   channels = image_i.shape[-1]
   target = tf.reshape(image_j, [batch, -1, channels])
-  num_pixels = tf.cast(height * width, tf.float32)
-  diagonal = tf.constant([damping] * 3 + [damping + translation_prior] * 3)
-  regularizer = num_pixels * tf.linalg.diag(tf.broadcast_to(diagonal, [batch, 6]))
-  prior = translation_prior * num_pixels
+  num_pixels = tf.fill([batch], tf.cast(height * width, tf.float32))
+  regularizer, prior = pose_from_flow.regularization(damping, translation_prior, num_pixels)
   for iteration in range(iterations):
-    moved = tf.matmul(rotation, points) + translation[:, :, tf.newaxis]
-    in_front = moved[:, 2] > camera.MIN_PROJECTION_DEPTH
-    safe_x, safe_y, safe_z = tf.unstack(tf.where(in_front[:, tf.newaxis], moved, tf.constant([[0.0], [0.0], [1.0]])),
-                                        axis=1)
-    inverse_z = 1.0 / safe_z
-    x, y = safe_x * inverse_z, safe_y * inverse_z
+    x, y, inverse_z, in_front = pose_from_flow.moved_points(rotation, translation, points)
     coords = tf.stack([x, y], axis=-1) * focal[:, tf.newaxis] + principal[:, tf.newaxis]
     inside = ((coords[..., 0] >= 0.0) & (coords[..., 0] <= tf.cast(width - 1, tf.float32)) &
               (coords[..., 1] >= 0.0) & (coords[..., 1] <= tf.cast(height - 1, tf.float32)))
