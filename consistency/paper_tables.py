@@ -16,8 +16,9 @@ The consistency runs are compared with the control (same steps, same labels): th
 extra training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
 (uniform, label prior, edge prior alone, cross-entropy alone, all four) next to Table 1's all three.
 
-Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds), results.json
-(every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the control against
+Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds, each
+consistency run's gain on the control paired by seed with its 95 % interval (Student's t over the seeds:
+`paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f), results.json (every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the control against
 class frequency, lowest fraction, first geometry, mean over seeds).
 """
 
@@ -32,6 +33,8 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+
+from consistency import paired_stats
 
 # Table 2's rows: the consistency weights (uniform, label prior, edge prior, cross-entropy) of each weighting.
 WEIGHTINGS = {
@@ -217,18 +220,24 @@ def _miou(metrics_list):
 
 def _gain_on_control(runs, variant):
   """Per seed, mIoU of `variant` minus the control's (None where either run is missing)."""
-  return [(a - b) if a is not None and b is not None else None
-          for a, b in zip(_miou(runs[variant]), _miou(runs["control"]))]
+  return paired_stats.paired_differences(_miou(runs[variant]), _miou(runs["control"]))
+
+
+def _format_gain(gains):
+  interval = paired_stats.t_interval(gains)
+  return "-" if interval is None else interval.format()
 
 
 def table1(plan, results):
-  """Markdown: mIoU mean ± std over seeds per fraction (rows) and run (columns), and each run's gain on the control."""
+  """Markdown: mIoU mean ± std over seeds per fraction (rows) and run (columns), and each run's paired gain on the
+  control (mean over seeds and its 95 % interval, Student's t)."""
   columns = ["baseline", "control", *plan.variants()]
-  lines = ["| labels | " + " | ".join(columns) + " | " + " | ".join(f"{v} - control" for v in plan.variants()) + " |",
+  lines = ["| labels | " + " | ".join(columns) + " | " +
+           " | ".join(f"{v} - control [95 % interval]" for v in plan.variants()) + " |",
            "|" + "---|" * (1 + len(columns) + len(plan.variants()))]
   for fraction in sorted(plan.fractions):
     cells = [_format(*_mean_std(_miou(results[fraction][c]))) for c in columns]
-    gains = [_format(*_mean_std(_gain_on_control(results[fraction], variant))) for variant in plan.variants()]
+    gains = [_format_gain(_gain_on_control(results[fraction], variant)) for variant in plan.variants()]
     lines.append(f"| {fraction * 100:g} % | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
   return "\n".join(lines)
 
@@ -239,11 +248,11 @@ def table2(plan, results):
   geometry = plan.geometries[0]
   rows = {"control (no consistency)": "control", **{w: f"{geometry}_{w}" for w in WEIGHTINGS}}
   rows["all_three"] = geometry
-  lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control |",
-           "|---|---|---|"]
+  lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control "
+           "[95 % interval] |", "|---|---|---|"]
   for label, variant in rows.items():
     mious = _format(*_mean_std(_miou(results[fraction][variant])))
-    gain = _format(*_mean_std(_gain_on_control(results[fraction], variant)))
+    gain = _format_gain(_gain_on_control(results[fraction], variant))
     lines.append(f"| {label} | {mious} | {gain} |")
   return "\n".join(lines)
 
@@ -308,6 +317,11 @@ def report(plan, results, seconds):
                 f"{m['zero_flow_epe_px']:.2f} px).", ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), ""]
+    fewer = paired_stats.fewer_labels_test({f: _miou(results[f][plan.geometries[0]]) for f in plan.fractions},
+                                           {f: _miou(results[f]["baseline"]) for f in plan.fractions})
+    if fewer:
+      lines += [f"4x fewer labels ({plan.geometries[0]} geometry against the baseline, means over seeds):", ""]
+      lines += [f"- {result.format()}" for result in fewer] + [""]
   if 2 in plan.tables:
     lines += ["## Table 2", "", table2(plan, results), ""]
   rows = per_class_gain(plan, results)

@@ -80,8 +80,9 @@ def test_report_tables_and_figure_from_metrics(tmp_path):
         _write_metrics(plan.run_for(fraction, seed, variant), miou, per_class)
   results = paper_tables.collect(plan)
   markdown = paper_tables.report(plan, results, seconds=60.0)
-  # Table 1: means over the two seeds, and the paired gain on the control (0.11 +- 0.01).
-  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3100 ± 0.0100 | 0.1100 ± 0.0100 |" in markdown
+  # Table 1: means over the two seeds, and the paired gain on the control: 0.10 and 0.12, so 0.11 with a sample
+  # standard deviation of 0.01414 and, with t(1) = 12.706, a 95 % interval of 0.11 +- 0.1271.
+  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3100 ± 0.0100 | +0.1100 [-0.0171, +0.2371] |" in markdown
   # Table 2 rows whose runs are missing are shown as "-", not invented.
   assert "| uniform | - | - |" in markdown
   # Figure 2 rows: wall gains (0.31 - 0.2) / 0.2 = +55 %, chair (0.62 - 0.2) / 0.2 = +210 %.
@@ -92,4 +93,16 @@ def test_report_tables_and_figure_from_metrics(tmp_path):
   # A run made for one seed only is marked as such.
   os.remove(plan.run_for(0.01, 1, "ground_truth").metrics_path())
   markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
-  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3000 (1 seed) | 0.1000 (1 seed) |" in markdown
+  assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3000 (1 seed) | +0.1000 (1 seed) |" in markdown
+
+
+def test_report_answers_the_four_times_fewer_labels_question(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01, 0.04))
+  for seed in plan.seeds:
+    for fraction, variant, miou in ((0.01, "baseline", 0.10), (0.01, "control", 0.11), (0.01, "ground_truth", 0.25),
+                                    (0.04, "baseline", 0.20), (0.04, "control", 0.21), (0.04, "ground_truth", 0.22)):
+      _write_metrics(plan.run_for(fraction, seed, variant), miou, {"wall": {"iou": miou, "frequency": 1.0}})
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
+  assert ("- 1 % labels with consistency: 0.2500 mIoU; the baseline with 4 %: 0.2000 -> yes (+0.0500)" in
+          markdown)
+  assert "0.04 % labels" not in markdown and "4 % labels with consistency" not in markdown
