@@ -18,6 +18,8 @@ _HEADLINES = {
                      ("rotation_error_deg", "rotation error (deg)", "{:.3f}"),
                      ("true_rotation_deg", "true rotation (deg)", "{:.3f}"),
                      ("translation_angle_deg", "translation angle (deg)", "{:.1f}"),
+                     ("warp_epe_px", "warp error (px)", "{:.2f}"),
+                     ("zero_flow_epe_px", "no motion's", "{:.2f}"),
                      ("fx_relative_error", "fx rel. error", "{:.3f}")),
     "segmentation": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
     "consistency": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),

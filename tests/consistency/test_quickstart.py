@@ -55,7 +55,7 @@ def test_shortened_quickstart_runs_every_stage_exports_and_summarizes(tmp_path):
   assert output["class_ids"].shape == [1, 32, 48]
   summary = report.summarize(str(model_dir), config.stages, str(tmp_path / "saved_model"))
   assert "baseline" in summary and "with 4D consistency" in summary and "SavedModel" in summary
-  assert "training-video AbsRel" in summary and "depth std/mean" in summary
+  assert "training-video AbsRel" in summary and "depth std/mean" in summary and "warp error (px)" in summary
 
 
 def test_summary_names_stages_without_metrics(tmp_path):
