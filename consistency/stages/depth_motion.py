@@ -89,6 +89,22 @@ def build_networks(settings):
   return {"depth": depth, "motion": motion}
 
 
+# Options a depth_motion.json written by an earlier version may hold, removed since (docs/teachers.md says why):
+# (network, setting) -> the value that leaves the network as it is now.
+_REMOVED_OPTIONS = {("depth", "mean_normalized"): False, ("motion", "center_images"): False}
+
+
+def _without_removed_options(settings, path):
+  """`settings` without the removed options that were off; one that was on cannot be rebuilt: ValueError."""
+  settings = {key: dict(value) if isinstance(value, dict) else value for key, value in settings.items()}
+  for (network, name), neutral in _REMOVED_OPTIONS.items():
+    if name in settings.get(network, {}):
+      if settings[network].pop(name) != neutral:
+        raise ValueError(f"{path}: these teachers were trained with the {network} network's {name}={not neutral}, an "
+                         "option this version removed (docs/teachers.md, 'Options deleted'); retrain them.")
+  return settings
+
+
 def load_teachers(stage_dir):
   """The trained depth and motion networks of a depth_motion stage directory, restored from its latest checkpoint.
 
@@ -107,6 +123,7 @@ def load_teachers(stage_dir):
                             "--stages=depth_motion first, or point at <model_dir>/depth_motion).")
   with open(path, encoding="utf-8") as f:
     settings = json.load(f)
+  settings = _without_removed_options(settings, path)
   checkpoint = tf.train.latest_checkpoint(stage_dir)
   if not checkpoint:
     raise FileNotFoundError(f"No checkpoint in {stage_dir}: train the depth_motion stage first.")
