@@ -95,12 +95,18 @@ _REMOVED_OPTIONS = {("depth", "mean_normalized"): False, ("motion", "center_imag
 
 
 def _without_removed_options(settings, path):
-  """`settings` without the removed options that were off; one that was on cannot be rebuilt: ValueError."""
+  """`settings` without the removed options that made no difference; one that did cannot be rebuilt: ValueError.
+
+  center_images changed only the motion network's trunk, which a solved pose with K given does not have.
+  """
   settings = {key: dict(value) if isinstance(value, dict) else value for key, value in settings.items()}
+  motion = settings.get("motion", {})
+  trunkless = motion.get("pose_solver", "regression") != "regression" and not motion.get("learn_intrinsics", True)
   for (network, name), neutral in _REMOVED_OPTIONS.items():
     if name in settings.get(network, {}):
-      if settings[network].pop(name) != neutral:
-        raise ValueError(f"{path}: these teachers were trained with the {network} network's {name}={not neutral}, an "
+      value = settings[network].pop(name)
+      if value != neutral and not (name == "center_images" and trunkless):
+        raise ValueError(f"{path}: these teachers were trained with the {network} network's {name}={value}, an "
                          "option this version removed (docs/teachers.md, 'Options deleted'); retrain them.")
   return settings
 

@@ -90,8 +90,8 @@ def test_load_teachers_errors_name_the_directory(tmp_path):
 
 
 def test_teachers_of_an_earlier_version_load_unless_they_used_a_removed_option(tmp_path):
-  """A depth_motion.json with the since-removed mean_normalized / center_images options off loads as before; one
-  with an option on is refused with a message naming the file and the option."""
+  """A depth_motion.json with the since-removed mean_normalized / center_images options off (or without effect) loads
+  as before; one with an option that changed the network is refused with a message naming the file and the option."""
   settings = {"depth": {}, "motion": {"pose_solver": "direct", "learn_intrinsics": False}, "input_size": [32, 64]}
   networks = depth_motion_stage.build_networks(settings)
   tf.train.CheckpointManager(tf.train.Checkpoint(**networks), str(tmp_path), max_to_keep=1).save()
@@ -103,8 +103,11 @@ def test_teachers_of_an_earlier_version_load_unless_they_used_a_removed_option(t
   assert "mean_normalized" not in loaded["depth"] and "center_images" not in loaded["motion"]
   images = tf.random.stateless_uniform([1, 32, 64, 3], seed=[3, 4])
   np.testing.assert_array_equal(restored["depth"](images)["depth"], networks["depth"](images)["depth"])
+  # center_images=True changed nothing of a motion network without a trunk (a solved pose with K given).
+  config_path.write_text(json.dumps({**old, "motion": {**settings["motion"], "center_images": True}}))
+  depth_motion_stage.load_teachers(str(tmp_path))
   config_path.write_text(json.dumps({**old, "depth": {"mean_normalized": True}}))
-  with pytest.raises(ValueError, match="mean_normalized=True.*removed"):
+  with pytest.raises(ValueError, match="mean_normalized=True, an option this version removed"):
     depth_motion_stage.load_teachers(str(tmp_path))
 
 
