@@ -16,10 +16,13 @@ The consistency runs are compared with the control (same steps, same labels): th
 extra training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
 (uniform, label prior, edge prior alone, cross-entropy alone, all four) next to Table 1's all three.
 
+Every baseline evaluates 8 times (its learning curve, kept in metrics_history.json) and the report says whether it
+has plateaued (validation mIoU within 0.01 over the last quarter of its steps).
 Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds, each
 consistency run's gain on the control paired by seed with its 95 % interval (Student's t over the seeds:
-`paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f), results.json (every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the control against
-class frequency, lowest fraction, first geometry, mean over seeds).
+`paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f),
+results.json (every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the
+control against class frequency, lowest fraction, first geometry, mean over seeds).
 """
 
 import dataclasses
@@ -35,6 +38,7 @@ from absl import logging
 import numpy as np
 
 from consistency import paired_stats
+from consistency import trainer as trainer_lib
 
 # Table 2's rows: the consistency weights (uniform, label prior, edge prior, cross-entropy) of each weighting.
 WEIGHTINGS = {
@@ -48,6 +52,10 @@ WEIGHTINGS = {
 _WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_edge_prior",
                  "consistency_cross_entropy")
 METRICS_FILE = "metrics.json"
+# A baseline has plateaued when its validation mIoU moves by at most this much over the last quarter of its steps.
+PLATEAU_TOLERANCE = 0.01
+# Evaluations per baseline run (its learning curve).
+BASELINE_EVALUATIONS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +81,10 @@ class Run:
   def metrics(self):
     with open(self.metrics_path(), encoding="utf-8") as f:
       return json.load(f)
+
+  def history(self):
+    """{step: metrics} of the run's evaluations ({} if none was made)."""
+    return trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +128,8 @@ class Plan:
     return Run(f"baseline f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), "baseline"),
                "segmentation", self.baseline_steps,
                (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
-                f"--seed={seed}", f"--train_steps={self.baseline_steps}"))
+                f"--seed={seed}", f"--train_steps={self.baseline_steps}",
+                f"--eval_every={max(1, self.baseline_steps // BASELINE_EVALUATIONS)}"))
 
   def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three"):
     """The baseline continued: variant "control" (no consistency loss) or a consistency run."""
@@ -242,6 +255,33 @@ def table1(plan, results):
   return "\n".join(lines)
 
 
+def plateau(history, steps):
+  """(mIoU change over the last quarter of `steps`, whether it is within PLATEAU_TOLERANCE); None without 2 evals."""
+  late = [metrics["miou"] for step, metrics in history.items() if step >= 0.75 * steps]
+  if len(late) < 2:
+    return None
+  change = max(late) - min(late)
+  return change, change <= PLATEAU_TOLERANCE
+
+
+def baseline_curves(plan):
+  """Markdown lines: each baseline's validation mIoU curve and whether it has plateaued."""
+  lines = []
+  for fraction in sorted(plan.fractions):
+    for seed in plan.seeds:
+      run = plan.baseline_run(fraction, seed)
+      history = run.history()
+      if not history:
+        continue
+      curve = " / ".join(f"{metrics['miou']:.3f}" for metrics in history.values())
+      found = plateau(history, plan.baseline_steps)
+      verdict = ("fewer than 2 evaluations in the last quarter" if found is None else
+                 f"moves {found[0]:.3f} over the last quarter: {'plateaued' if found[1] else 'still learning'}")
+      lines.append(f"- {fraction * 100:g} %, seed {seed}: mIoU at steps {', '.join(map(str, history))}: {curve} "
+                   f"({verdict})")
+  return lines
+
+
 def table2(plan, results):
   """Markdown: at the lowest fraction, mIoU of each weighting (mean ± std over seeds) and its gain on the control."""
   fraction = min(plan.fractions)
@@ -315,6 +355,10 @@ def report(plan, results, seconds):
                 f"{m['depth_abs_rel_constant_reference']:.3f}), rotation error {m['rotation_error_deg']:.2f} deg (true "
                 f"{m['true_rotation_deg']:.2f} deg), warp end-point error {m['warp_epe_px']:.2f} px (no motion "
                 f"{m['zero_flow_epe_px']:.2f} px).", ""]
+  curves = baseline_curves(plan)
+  if curves:
+    lines += [f"## Baselines (plateaued: validation mIoU within {PLATEAU_TOLERANCE} over the last quarter)", "",
+              *curves, ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), ""]
     fewer = paired_stats.fewer_labels_test({f: _miou(results[f][plan.geometries[0]]) for f in plan.fractions},

@@ -36,6 +36,8 @@ class Interrupted(Exception):
 
 
 METRICS_FILE = "metrics.json"
+# Every evaluation's metrics, {"<step>": metrics}: the learning curve (e.g. whether a baseline has plateaued).
+METRICS_HISTORY_FILE = "metrics_history.json"
 
 
 def untracked_variables(checkpoint, model):
@@ -46,6 +48,16 @@ def untracked_variables(checkpoint, model):
   """
   reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}  # the view holds a weak ref
   return [v.path for v in model.weights if id(v) not in reachable and id(getattr(v, "value", None)) not in reachable]
+
+
+def read_metrics_history(stage_dir):
+  """{step (int): metrics} of every evaluation of the stage in `stage_dir`, in step order ({} before the first)."""
+  path = os.path.join(stage_dir, METRICS_HISTORY_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    history = json.load(f)
+  return {step: history[str(step)] for step in sorted(int(key) for key in history)}
 
 
 def _remove_interrupted_saves(stage_dir):
@@ -405,10 +417,14 @@ class Trainer:
     metrics = self.stage.eval_result(totals)
     metrics["step"] = int(self.step.numpy())
     if self.is_chief:
-      path = os.path.join(self.stage_dir, METRICS_FILE)
-      with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-      os.replace(path + ".tmp", path)  # a reader (or a kill) never sees half a file
+      history = read_metrics_history(self.stage_dir)
+      history[metrics["step"]] = metrics  # a resumed run's evaluation at the same step replaces the earlier one
+      history = {str(step): value for step, value in sorted(history.items())}
+      for name, content in ((METRICS_FILE, metrics), (METRICS_HISTORY_FILE, history)):
+        path = os.path.join(self.stage_dir, name)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+          json.dump(content, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)  # a reader (or a kill) never sees half a file
       if self._eval_writer is None:
         self._eval_writer = tf.summary.create_file_writer(os.path.join(self.stage_dir, "eval"))
       with self._eval_writer.as_default(step=metrics["step"]):

@@ -106,3 +106,23 @@ def test_report_answers_the_four_times_fewer_labels_question(tmp_path):
   assert ("- 1 % labels with consistency: 0.2500 mIoU; the baseline with 4 %: 0.2000 -> yes (+0.0500)" in
           markdown)
   assert "0.04 % labels" not in markdown and "4 % labels with consistency" not in markdown
+
+
+def test_report_shows_each_baselines_curve_and_whether_it_plateaued(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1),
+               baseline_steps=40)
+  assert "--eval_every=5" in plan.baseline_run(0.01, 0).overrides  # 8 evaluations per baseline
+  curves = {0: [0.10, 0.20, 0.250, 0.255, 0.258], 1: [0.10, 0.15, 0.20, 0.25, 0.30]}
+  for seed, values in curves.items():
+    run = plan.baseline_run(0.01, seed)
+    _write_metrics(run, values[-1], {})
+    history = {str(step): {"step": step, "miou": miou} for step, miou in zip((8, 16, 24, 32, 40), values)}
+    with open(os.path.join(os.path.dirname(run.metrics_path()), "metrics_history.json"), "w", encoding="utf-8") as f:
+      json.dump(history, f)
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
+  # The last quarter of 40 steps holds the evaluations at steps 32 and 40.
+  assert ("- 1 %, seed 0: mIoU at steps 8, 16, 24, 32, 40: 0.100 / 0.200 / 0.250 / 0.255 / 0.258 (moves 0.003 over "
+          "the last quarter: plateaued)") in markdown
+  assert "seed 1: mIoU at steps 8, 16, 24, 32, 40: 0.100 / 0.150 / 0.200 / 0.250 / 0.300 (moves 0.050 over the last " \
+      "quarter: still learning)" in markdown
+  assert paper_tables.plateau({40: {"miou": 0.3}}, 40) is None

@@ -124,6 +124,9 @@ def test_summaries_images_metrics_and_profile(tmp_path):
   with open(os.path.join(stage_dir, "metrics.json")) as f:
     metrics = json.load(f)
   assert metrics["step"] == 12 and metrics["examples"] == toy_regression.EVAL_EXAMPLES and metrics["mse"] < 5
+  # Every evaluation is kept, in step order: the learning curve.
+  history = trainer_lib.read_metrics_history(stage_dir)
+  assert list(history) == [6, 12] and history[12] == metrics and history[6]["mse"] > metrics["mse"]
   traces = glob.glob(os.path.join(stage_dir, "train", "plugins", "profile", "*", "*.xplane.pb"))
   assert traces, "no profiler trace written"
 
