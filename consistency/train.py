@@ -12,8 +12,10 @@ loss or weight with 3; SIGTERM / SIGINT with 128 + the signal, after saving a ch
 
 import dataclasses
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 from absl import app
 from absl import flags
@@ -109,6 +111,33 @@ def preflight(config, strategy):
   return stage_classes
 
 
+# A SIGTERM / SIGINT that arrives while no stage's trainer handles it (flag parsing, preflight, between stages) is
+# deferred to the next stage's start, where the run stops with 128 + the signal: nothing is left half-written.
+_PENDING_SIGNALS = []
+
+
+class Stopped(Exception):
+  """A signal deferred by `main` stopped the run before a stage started."""
+
+  def __init__(self, signum, stage):
+    super().__init__(f"Stopped by {signal.Signals(signum).name} before stage {stage} started. Run the same command "
+                     "again to continue.")
+    self.signum = signum
+
+
+def _defer_signals():
+  if threading.current_thread() is not threading.main_thread():
+    return
+
+  def handler(signum, frame):
+    del frame
+    logging.warning("Received %s: stopping before the next stage starts.", signal.Signals(signum).name)
+    _PENDING_SIGNALS.append(signum)
+
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, handler)
+
+
 def run(config, strategy=None, stage_classes=None):
   """Trains every stage of `config` in order; returns {stage: last losses}.
 
@@ -123,6 +152,8 @@ def run(config, strategy=None, stage_classes=None):
     stage_classes = preflight(config, strategy)
   results = {}
   for stage_class in stage_classes:
+    if _PENDING_SIGNALS:
+      raise Stopped(_PENDING_SIGNALS[0], stage_class.name)
     stage = stage_class(config)
     trainer = trainer_lib.Trainer(stage, config, strategy, os.path.join(config.model_dir, stage.name))
     results[stage.name] = trainer.train()
@@ -152,6 +183,7 @@ def _record_flags(model_dir):
 
 
 def main(argv):
+  _defer_signals()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value).")
   try:
@@ -174,7 +206,7 @@ def main(argv):
   except trainer_lib.NonFiniteError as e:
     logging.error("%s", e)
     sys.exit(3)
-  except trainer_lib.Interrupted as e:
+  except (trainer_lib.Interrupted, Stopped) as e:
     logging.warning("%s", e)
     sys.exit(128 + e.signum)
   except labels_lib.DataError as e:

@@ -82,6 +82,27 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
   assert f"Resumed toy_regression from {latest} at step {stopped_at}" in result.stderr
 
 
+def test_a_signal_before_training_is_deferred_to_the_next_stage_start(tmp_path):
+  """A SIGTERM while no trainer handles it (flag parsing, preflight, between stages) does not kill the process
+  mid-write: `main`'s handler records it and the run stops where the next stage would start, naming it."""
+  from consistency import config as config_lib  # pylint: disable=g-import-not-at-top
+  from consistency import train  # pylint: disable=g-import-not-at-top
+  previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    train._defer_signals()  # pylint: disable=protected-access
+    os.kill(os.getpid(), signal.SIGTERM)  # the process survives it
+    assert train._PENDING_SIGNALS == [signal.SIGTERM]  # pylint: disable=protected-access
+    config = config_lib.TrainConfig(model_dir=str(tmp_path / "run"), stages=("toy_regression",), batch_size=8,
+                                    train_steps=5)
+    with pytest.raises(train.Stopped, match="Stopped by SIGTERM before stage toy_regression started") as stopped:
+      train.run(config)
+    assert stopped.value.signum == signal.SIGTERM and not (tmp_path / "run" / "toy_regression").exists()
+  finally:
+    train._PENDING_SIGNALS.clear()  # pylint: disable=protected-access
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+
+
 def test_bad_flags_and_missing_flagfile_give_clear_errors(tmp_path):
   """One process for the command line's own failure; the flag parsing it goes through is checked in this one (each
   process costs ~20 s of imports; an unknown stage is tests/consistency/test_trainer.py's)."""
