@@ -2,7 +2,7 @@
 
     python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2] [--fractions=0.01,0.1,1.0]
         [--seeds=0,1] [--geometries=ground_truth,learned] [--baseline_steps=200] [--continue_steps=150]
-        [--teacher_steps=300] [--dry_run] [--report_only]
+        [--teacher_steps=1000] [--dry_run] [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
@@ -99,7 +99,7 @@ class Plan:
   geometries: tuple = ("ground_truth", "learned")
   baseline_steps: int = 200
   continue_steps: int = 150
-  teacher_steps: int = 300
+  teacher_steps: int = 1000
 
   def __post_init__(self):
     unknown = sorted(set(self.geometries) - {"ground_truth", "learned"})
@@ -395,7 +395,8 @@ def define_flags():
                     "Table 2's and Figure 2's.")
   flags.DEFINE_integer("baseline_steps", 200, "Steps of each supervised baseline.")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each continuation (control and consistency runs).")
-  flags.DEFINE_integer("teacher_steps", 300, "Steps of the depth_motion teachers (learned geometry).")
+  flags.DEFINE_integer("teacher_steps", 1000, "Steps of the depth_motion teachers (learned geometry; the teacher "
+                       "flagfile's own length, measured in docs/teachers.md).")
   flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of every segmentation and "
                       "consistency run (data, model, optimiser).")
   flags.DEFINE_string("teacher_flagfile", "configs/synthetic_depth_motion.flags", "Flagfile of the teachers' run.")
