@@ -1,7 +1,7 @@
 """Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
 
     python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
-        [--preset=later] [--depth_smoothness=W] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
+        [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
         [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
         [--batch_size=4] [--fixed_batches=0] [--eval_batches=10] [--motion=handheld|dolly] [--depth_encoder=resnet18]
         [--height=64] [--width=96]
@@ -84,8 +84,7 @@ def main(argv):
                          "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
               "input_size": [flag_values.height, flag_values.width]}
   models = depth_motion_stage.build_networks(settings)
-  overrides = {} if flag_values.depth_smoothness is None else {"depth_smoothness": flag_values.depth_smoothness}
-  weights = losses_lib.loss_weights(overrides, preset=flag_values.preset)
+  weights = losses_lib.loss_weights(preset=flag_values.preset)
   variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
                "pose": models["motion"].trainable_variables,
                "none": models["depth"].trainable_variables + models["motion"].trainable_variables}[oracle]
@@ -167,7 +166,6 @@ if __name__ == "__main__":
   flags.DEFINE_integer("steps", 300, "Training steps.")
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
   flags.DEFINE_enum("preset", "later", sorted(losses_lib.WEIGHT_PRESETS), "Loss weight preset.")
-  flags.DEFINE_float("depth_smoothness", None, "Weight of the depth smoothness term (default: the preset's).")
   flags.DEFINE_float("max_noise_stddev", 0.5, "Randomized layer normalization noise (ramped over 200 steps).")
   flags.DEFINE_float("occlusion_tolerance", 0.0, "Relative depth tolerance of the visibility test (0: strict).")
   flags.DEFINE_integer("min_gap", 1, "Smallest frame gap of the training pairs, and the gap of the evaluation pairs.")
