@@ -60,8 +60,7 @@ def _align_level(image_i, image_j, depth_j, intrinsics, rotation, translation, i
   for iteration in range(iterations):
     x, y, inverse_z, in_front = pose_from_flow.moved_points(rotation, translation, points)
     coords = tf.stack([x, y], axis=-1) * focal[:, tf.newaxis] + principal[:, tf.newaxis]
-    inside = ((coords[..., 0] >= 0.0) & (coords[..., 0] <= tf.cast(width - 1, tf.float32)) &
-              (coords[..., 1] >= 0.0) & (coords[..., 1] <= tf.cast(height - 1, tf.float32)))
+    inside = camera.inside_image(coords, height, width)
     sampled = resampler.resample(stacked, coords[:, :, tf.newaxis, :], boundary="border")[:, :, 0]
     warped, warped_dx, warped_dy = tf.split(sampled, 3, axis=-1)
     residual = target - warped  # [B, N, C]
