@@ -22,11 +22,14 @@ _HEADLINES = {
                      ("zero_flow_epe_px", "no motion's", "{:.2f}"),
                      ("fx_relative_error", "fx rel. error", "{:.3f}")),
     "segmentation": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
+    "control": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
     "consistency": (("miou", "mIoU", "{:.4f}"), ("pixel_accuracy", "pixel accuracy", "{:.4f}")),
     "efc": (("miou", "mIoU", "{:.4f}"), ("flow_epe_all", "flow EPE all", "{:.3f}"),
             ("flow_epe_noc", "flow EPE noc", "{:.3f}")),
 }
-_TITLES = {"segmentation": "baseline (labelled frames only)", "consistency": "with 4D consistency"}
+_TITLES = {"segmentation": "baseline (labelled frames only)",
+           "control": "the baseline continued without the consistency loss",
+           "consistency": "the baseline continued with the 4D consistency loss"}
 
 
 def read_metrics(model_dir, stage):
@@ -36,6 +39,18 @@ def read_metrics(model_dir, stage):
     return None
   with open(path, encoding="utf-8") as f:
     return json.load(f)
+
+
+def _side_by_side(model_dir, stages):
+  """The line comparing the baseline, the control and the consistency run's mIoU, or "" unless all three ran."""
+  names = ("segmentation", "control", "consistency")
+  metrics = [read_metrics(model_dir, name) if name in stages else None for name in names]
+  if not all(m and isinstance(m.get("miou"), (int, float)) for m in metrics):
+    return ""
+  baseline, control, consistency = (m["miou"] for m in metrics)
+  return (f"  mIoU side by side: baseline {baseline:.4f} | control {control:.4f} | consistency {consistency:.4f} "
+          f"(consistency - control: {consistency - control:+.4f}; the two continue the baseline for the same steps on "
+          "the same frames, so the difference is the consistency loss's)")
 
 
 def summarize(model_dir, stages, export_dir=""):
@@ -51,6 +66,9 @@ def summarize(model_dir, stages, export_dir=""):
              if isinstance(metrics.get(key), (int, float))]
     lines.append(f"  {title} at step {metrics.get('step', '?')}: " + (", ".join(parts) or "(see metrics.json)"))
     lines.append(f"    metrics: {os.path.join(model_dir, stage, 'metrics.json')}")
+  comparison = _side_by_side(model_dir, stages)
+  if comparison:
+    lines.append(comparison)
   if export_dir:
     lines.append(f"  SavedModel (segmenter only): {os.path.abspath(export_dir)}")
   lines.append(f"  TensorBoard: tensorboard --logdir={os.path.abspath(model_dir)}")

@@ -6,8 +6,13 @@ the training video, labelled or not (gap uniform in [--consistency_min_gap, --co
 directed pairs of each pair, the frame-i logits are warped onto frame j (`spatiotemporal.rigid_correspondence`) and
 compared with frame j's logits (`spatiotemporal.consistency_terms`); the two directions are averaged and weighted by
 --consistency_uniform / _label_prior / _edge_prior / _cross_entropy, the sum by --consistency_weight.
-With --consistency_weight=0 the stage is the control experiment: the baseline continued for the same steps on its
-labelled frames alone (no pairs are read).
+
+The `control` stage is the experiment the consistency stage is measured against: the same continuation of the same
+baseline (fresh optimizer state and learning-rate schedule in both), the same labelled batches and the same pairs in
+the same order, and the same forward passes of the segmenter over the pair frames, so its batch-norm statistics follow
+the same frames; only the consistency loss is left out (its correspondences are not computed). Its weights after N
+steps equal the consistency stage's with --consistency_weight=0 (tests/consistency/test_consistency_stage.py), so a
+difference between the two stages is the loss's alone.
 
 Geometry (--geometry):
   learned       depth, motion and K from the depth_motion stage's networks (--consistency_teacher_dir, default
@@ -42,6 +47,7 @@ def _flat_labelled(batch):
 @stage_lib.register("consistency")
 class ConsistencyStage(segmentation_stage.SegmentationStage):
   """Segmentation + 4D consistency on unlabeled pairs."""
+  control = False  # ControlStage: everything but the consistency loss
 
   def __init__(self, config):
     super().__init__(config)
@@ -50,21 +56,19 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     self.terms = tuple(name for name, weight in self.weights.items() if weight != 0)
     self.teacher_dir = config.consistency_teacher_dir or os.path.join(config.model_dir, "depth_motion")
     self.teacher_settings = None
-    # The control experiment: no consistency loss, so no pairs are read or computed.
-    self.control = config.consistency_weight == 0
 
   # ------------------------------------------------------------------------------------------------------------
   # Models.
 
   def build_models(self):
     models = super().build_models()
-    if self.config.geometry == "learned":
+    if self.config.geometry == "learned" and not self.control:
       teachers, self.teacher_settings = depth_motion_stage.load_teachers(self.teacher_dir)
       models.update(teachers)
     return models
 
   def trainable_models(self):
-    if self.config.geometry == "learned" and self.config.consistency_train_teachers:
+    if self.config.geometry == "learned" and self.config.consistency_train_teachers and not self.control:
       return ["segmenter", "depth", "motion"]
     return ["segmenter"]
 
@@ -90,8 +94,6 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
   def train_dataset(self, start_step):
     labelled = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True,
                                      skip_batches=start_step).map(_flat_labelled)
-    if self.control:
-      return labelled
     pairs = clips.clips(self.scenes("train"), self.pair_config(True), training=True, skip_batches=start_step)
     keep = ("image", "intrinsics", "depth", "pose")
     pairs = pairs.map(lambda b: {key: b[key] for key in keep if key in b})
@@ -132,10 +134,10 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     cross_entropy = segmentation_stage.cross_entropy(labelled_logits, batch["labelled_label"],
                                                      self.config.class_weights or None)
     outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
+    images = tf.cast(batch["image"], tf.float32)
+    logits = self._pair_logits(models, images, training)  # in the control too: batch-norm sees the same frames
     if self.control:
       return {"cross_entropy": cross_entropy}, outputs
-    images = tf.cast(batch["image"], tf.float32)
-    logits = self._pair_logits(models, images, training)
     correspondences = self.correspondences(models, batch)
     totals = {}
     for i, j in _PAIRS:
@@ -146,3 +148,9 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     consistency = spatiotemporal.weighted_consistency(totals, self.weights)
     losses = {"cross_entropy": cross_entropy, "consistency": self.config.consistency_weight * consistency}
     return losses, outputs
+
+
+@stage_lib.register("control")
+class ControlStage(ConsistencyStage):
+  """The consistency stage without its loss: the control experiment (see the module docstring)."""
+  control = True

@@ -108,7 +108,11 @@ class SegmentationStage(video.VideoStage):
                                                       num_classes=self.segmenter_config.num_classes)}
 
   def eval_result(self, totals):
-    return metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
+    result = metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
+    # How many labelled frames the segmenter learned from (the label fraction, in frames).
+    result["labelled_frames"] = len(clips.select_labelled_frames(self.scenes("train"), self.config.label_fraction,
+                                                                 self.config.seed))
+    return result
 
   def summary_images(self, batch, outputs):
     prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)

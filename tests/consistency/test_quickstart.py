@@ -12,6 +12,8 @@ from consistency import flags as flags_lib
 from consistency import report
 from consistency import train
 from consistency.stages import depth_motion as depth_motion_stage
+from consistency.stages import segmentation as segmentation_stage
+from segmentation import segmenter as segmenter_lib
 
 QUICKSTART = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "quickstart.flags")
 
@@ -24,9 +26,9 @@ def _config(*overrides):
     flags.FLAGS.unparse_flags()
 
 
-def test_quickstart_flagfile_parses_into_the_three_stages():
+def test_quickstart_flagfile_parses_into_its_stages():
   config = _config()
-  assert config.stages == ("depth_motion", "segmentation", "consistency")
+  assert config.stages == ("depth_motion", "segmentation", "control", "consistency")
   assert config.export_dir and config.geometry == "learned" and config.label_fraction < 1.0
 
 
@@ -36,7 +38,7 @@ def test_shortened_quickstart_runs_every_stage_exports_and_summarizes(tmp_path):
                    f"--data_root={tmp_path / 'data'}", "--synthetic_scenes=3", "--synthetic_frames=8",
                    "--train_steps=2", "--steps_per_loop=2", "--checkpoint_every=2", "--eval_max_batches=1")
   results = train.run(config)
-  assert set(results) == {"depth_motion", "segmentation", "consistency"}
+  assert set(results) == {"depth_motion", "segmentation", "control", "consistency"}
   for losses in results.values():
     assert all(np.isfinite(v) for v in losses.values())
   assert results["consistency"]["consistency"] >= 0.0
@@ -50,11 +52,18 @@ def test_shortened_quickstart_runs_every_stage_exports_and_summarizes(tmp_path):
   for name in ("depth", "motion"):
     for before_weight, after_weight in zip(teachers[name].weights, after[name].weights):
       np.testing.assert_array_equal(before_weight.numpy(), after_weight.numpy(), err_msg=before_weight.path)
+  # The control continued the baseline without the loss; with it, the consistency run ends elsewhere.
+  control, consistency = (segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config)) for _ in range(2))
+  for model, stage in ((control, "control"), (consistency, "consistency")):
+    tf.train.Checkpoint(segmenter=model).read(tf.train.latest_checkpoint(str(model_dir / stage))).expect_partial()
+  assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(control.trainable_weights,
+                                                                      consistency.trainable_weights))
   served = tf.saved_model.load(str(tmp_path / "saved_model"))
   output = served.signatures["serving_default"](images=tf.zeros([1, 32, 48, 3], tf.uint8))
   assert output["class_ids"].shape == [1, 32, 48]
   summary = report.summarize(str(model_dir), config.stages, str(tmp_path / "saved_model"))
-  assert "baseline" in summary and "with 4D consistency" in summary and "SavedModel" in summary
+  assert "baseline" in summary and "with the 4D consistency loss" in summary and "SavedModel" in summary
+  assert "mIoU side by side: baseline" in summary
   assert "training-video AbsRel" in summary and "depth std/mean" in summary and "warp error (px)" in summary
 
 
@@ -62,7 +71,17 @@ def test_summary_names_stages_without_metrics(tmp_path):
   (tmp_path / "segmentation").mkdir()
   (tmp_path / "segmentation" / "metrics.json").write_text(json.dumps({"miou": 0.25, "step": 7}))
   summary = report.summarize(str(tmp_path), ("segmentation", "consistency"))
-  assert "mIoU 0.2500" in summary and "step 7" in summary and "consistency (with 4D consistency): no metrics" in summary
+  assert "mIoU 0.2500" in summary and "step 7" in summary
+  assert "consistency (the baseline continued with the 4D consistency loss): no metrics" in summary
+  assert "side by side" not in summary
+
+
+def test_summary_puts_baseline_control_and_consistency_side_by_side(tmp_path):
+  for stage, miou in (("segmentation", 0.25), ("control", 0.3), ("consistency", 0.35)):
+    (tmp_path / stage).mkdir()
+    (tmp_path / stage / "metrics.json").write_text(json.dumps({"miou": miou, "step": 7}))
+  summary = report.summarize(str(tmp_path), ("segmentation", "control", "consistency"))
+  assert "baseline 0.2500 | control 0.3000 | consistency 0.3500 (consistency - control: +0.0500" in summary
 
 
 @pytest.mark.parametrize("bad", ["--geometry=lidar", "--consistency_min_gap=0"])

@@ -1,0 +1,49 @@
+"""The consistency stage's control experiment: the same continuation as the consistency stage, without its loss."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from consistency import config as config_lib
+from consistency import train
+from consistency.stages import segmentation as segmentation_stage
+from segmentation import segmenter as segmenter_lib
+
+TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
+            nasfpn_repeats=1, head_filters=16, head_groups=4)
+
+
+def _config(model_dir, data_root, **overrides):
+  base = dict(model_dir=str(model_dir), train_steps=3, batch_size=2, learning_rate=1e-2, steps_per_loop=3,
+              checkpoint_every=3, summary_every=3, image_summary_every=0, dataset="synthetic", data_root=str(data_root),
+              synthetic_scenes=3, synthetic_frames=8, height=64, width=64, label_fraction=0.5, eval_max_batches=1,
+              geometry="ground_truth", **TINY)
+  base.update(overrides)
+  return config_lib.TrainConfig(**base)
+
+
+def _segmenter_weights(config, stage_dir):
+  """{variable path below the model: value} of every segmenter variable (weights and batch-norm statistics) of the
+  stage's last save."""
+  model = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
+  tf.train.Checkpoint(segmenter=model).read(tf.train.latest_checkpoint(stage_dir)).assert_existing_objects_matched()
+  return {weight.path.split("/", 1)[1]: weight.numpy() for weight in model.weights}
+
+
+def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path):
+  # The control and the consistency stage with its loss weighted 0, from the same (seeded) start. (Both warm-start
+  # from a baseline the same way, and the loss, when on, moves the weights away from the control's: test_quickstart.)
+  config = _config(tmp_path / "run", tmp_path / "data", stages=("control", "consistency"), consistency_weight=0.0,
+                   consistency_init_dir="none")
+  train.run(config)
+  control, zero = (_segmenter_weights(config, str(tmp_path / "run" / stage)) for stage in ("control", "consistency"))
+  assert set(control) == set(zero) and any("kernel" in key for key in control)
+  assert any("moving_mean" in key for key in control)  # batch-norm statistics are compared too
+  for key in control:
+    np.testing.assert_array_equal(control[key], zero[key], err_msg=key)
+  # The metrics say how many labelled frames the segmenter learned from.
+  with open(tmp_path / "run" / "control" / "metrics.json", encoding="utf-8") as f:
+    labelled = json.load(f)["labelled_frames"]
+  stage = segmentation_stage.SegmentationStage(_config(tmp_path / "run", tmp_path / "data"))
+  assert labelled == round(0.5 * sum(scene.num_frames for scene in stage.scenes("train"))) > 0
