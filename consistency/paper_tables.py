@@ -1,19 +1,23 @@
 """Pasad et al. 2020's experiments on the synthetic video: Table 1, Table 2 and Figure 2, as one resumable command.
 
-    python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2] [--fractions=0.01,0.1,1.0]
-        [--seeds=0,1] [--geometries=ground_truth,learned] [--baseline_steps=200] [--continue_steps=150]
-        [--teacher_steps=1000] [--dry_run] [--report_only]
+    python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2]
+        [--fractions=0.005,0.01,0.02,0.04,1.0] [--seeds=0,1,2] [--geometries=ground_truth,learned]
+        [--baseline_steps=400] [--continue_steps=150] [--teacher_steps=1000] [--dry_run] [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
-interrupted command picks up where it stopped. Per label fraction f and seed s (<output>/f<f>_s<s>/):
+interrupted command picks up where it stopped. Every baseline runs before any continuation, so a command stopped
+early has the baselines of every fraction (what the "4x fewer labels" test compares with). Per label fraction f and
+seed s (<output>/f<f>_s<s>/):
   baseline/   stage segmentation on the fraction's labels for --baseline_steps (the paper's supervised baseline);
-  control/    the baseline continued for --continue_steps on the same labels, --consistency_weight=0;
+  control/    stage control: the baseline continued for --continue_steps on the same labels and pairs without the
+              consistency loss (bitwise the consistency stage with weight 0: tests/consistency/test_consistency_stage.py);
   <geometry>/ the baseline continued for --continue_steps with the 4D consistency loss (weights 0.2/0.4/0.4),
               geometry ground_truth (the oracle: synthetic depth, poses, K) or learned (the depth_motion teachers
               trained once into <output>/teachers for --teacher_steps with --teacher_flagfile).
-The consistency runs are compared with the control (same steps, same labels): the gain is the loss's, not the
-extra training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
+The consistency runs are compared with the control (same start, steps, labels, pairs and data order; both restart
+the optimizer and its warm-up and cosine schedule from the baseline's weights): the gain is the loss's, not the extra
+training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
 (uniform, label prior, edge prior alone, cross-entropy alone, all four) next to Table 1's all three.
 
 Every baseline evaluates 8 times (its learning curve, kept in metrics_history.json) and the report says whether it
@@ -21,7 +25,7 @@ has plateaued (validation mIoU within 0.01 over the last quarter of its steps).
 Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds, each
 consistency run's gain on the control paired by seed with its 95 % interval (Student's t over the seeds:
 `paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f),
-results.json (every run's metrics) and figure2.png (relative per-class IoU gain of the consistency run over the
+results.json (every run's metrics and runtime) and figure2.png (relative per-class IoU gain of the consistency run over the
 control against class frequency, lowest fraction, first geometry, mean over seeds).
 """
 
@@ -52,6 +56,8 @@ WEIGHTINGS = {
 _WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_edge_prior",
                  "consistency_cross_entropy")
 METRICS_FILE = "metrics.json"
+# Written into a run's folder when it finishes: {"seconds": its wall-clock time}.
+RUNTIME_FILE = "runtime.json"
 # A baseline has plateaued when its validation mIoU moves by at most this much over the last quarter of its steps.
 PLATEAU_TOLERANCE = 0.01
 # Evaluations per baseline run (its learning curve).
@@ -82,6 +88,14 @@ class Run:
     with open(self.metrics_path(), encoding="utf-8") as f:
       return json.load(f)
 
+  def seconds(self):
+    """The run's wall-clock time when this driver made it (0 if it has not finished or was made otherwise)."""
+    try:
+      with open(os.path.join(self.model_dir, RUNTIME_FILE), encoding="utf-8") as f:
+        return float(json.load(f)["seconds"])
+    except (OSError, ValueError, KeyError):
+      return 0.0
+
   def history(self):
     """{step: metrics} of the run's evaluations ({} if none was made)."""
     return trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
@@ -94,10 +108,10 @@ class Plan:
   base_flagfile: str
   teacher_flagfile: str
   tables: tuple = (1, 2)
-  fractions: tuple = (0.01, 0.1, 1.0)
-  seeds: tuple = (0, 1)
+  fractions: tuple = (0.005, 0.01, 0.02, 0.04, 1.0)
+  seeds: tuple = (0, 1, 2)
   geometries: tuple = ("ground_truth", "learned")
-  baseline_steps: int = 200
+  baseline_steps: int = 400
   continue_steps: int = 150
   teacher_steps: int = 1000
 
@@ -134,17 +148,16 @@ class Plan:
   def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three"):
     """The baseline continued: variant "control" (no consistency loss) or a consistency run."""
     baseline = os.path.join(self.cell(fraction, seed), "baseline", "segmentation")
-    overrides = [f"--flagfile={self.base_flagfile}", "--stages=consistency", f"--label_fraction={fraction}",
+    stage = "control" if variant == "control" else "consistency"
+    overrides = [f"--flagfile={self.base_flagfile}", f"--stages={stage}", f"--label_fraction={fraction}",
                  f"--seed={seed}", f"--train_steps={self.continue_steps}", f"--consistency_init_dir={baseline}",
                  f"--geometry={geometry}"]
-    if variant == "control":
-      overrides.append("--consistency_weight=0")
-    else:
+    if variant != "control":
       overrides += [f"--{flag}={weight}" for flag, weight in zip(_WEIGHT_FLAGS, WEIGHTINGS[weighting])]
       if geometry == "learned":
         overrides.append(f"--consistency_teacher_dir={os.path.join(self.teacher_dir, 'depth_motion')}")
     return Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
-               "consistency", self.continue_steps, tuple(overrides))
+               stage, self.continue_steps, tuple(overrides))
 
   def variants(self):
     """{variant name: (geometry, weighting)} of the consistency runs of one (fraction, seed) cell."""
@@ -164,14 +177,13 @@ class Plan:
     return self.continuation(fraction, seed, variant, geometry, weighting)
 
   def runs(self):
-    """Every run, in dependency order (teachers, then each cell's baseline before its continuations)."""
-    runs = []
-    if "learned" in self.geometries:
-      runs.append(self.teacher_run())
+    """Every run, in dependency order: the teachers, every baseline, then the continuations by fraction and seed."""
+    runs = [self.teacher_run()] if "learned" in self.geometries else []
+    runs += [self.baseline_run(fraction, seed) for fraction in sorted(self.fractions) for seed in self.seeds]
     lowest = min(self.fractions)
     for fraction in sorted(self.fractions):
       for seed in self.seeds:
-        variants = ["baseline", "control"]
+        variants = ["control"]
         if 1 in self.tables or fraction == lowest:
           variants += list(self.variants())
         if 2 in self.tables and fraction == lowest:
@@ -196,7 +208,10 @@ def execute(run, dry_run=False):
     code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
   if code != 0 or not run.finished():
     raise RuntimeError(f"{run.name} failed (exit status {code}); see {log_path}")
-  return time.time() - start
+  seconds = time.time() - start
+  with open(os.path.join(run.model_dir, RUNTIME_FILE), "w", encoding="utf-8") as f:
+    json.dump({"seconds": seconds}, f)
+  return seconds
 
 
 def _mean_std(values):
@@ -251,8 +266,26 @@ def table1(plan, results):
   for fraction in sorted(plan.fractions):
     cells = [_format(*_mean_std(_miou(results[fraction][c]))) for c in columns]
     gains = [_format_gain(_gain_on_control(results[fraction], variant)) for variant in plan.variants()]
-    lines.append(f"| {fraction * 100:g} % | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
+    frames = [m["labelled_frames"] for m in results[fraction]["baseline"] if m and "labelled_frames" in m]
+    label = f"{fraction * 100:g} %" + (f" ({frames[0]} frames)" if frames else "")
+    lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
   return "\n".join(lines)
+
+
+def learned_share(plan, results):
+  """Markdown lines: per fraction, the learned geometry's mean gain on the control as a share of the oracle's."""
+  if set(plan.geometries) != {"ground_truth", "learned"}:
+    return []
+  lines = []
+  for fraction in sorted(plan.fractions):
+    oracle = paired_stats.t_interval(_gain_on_control(results[fraction], "ground_truth"))
+    learned = paired_stats.t_interval(_gain_on_control(results[fraction], "learned"))
+    if oracle is None or learned is None:
+      continue
+    share = (f"{100 * learned.mean / oracle.mean:.0f} % of the oracle's" if oracle.mean > 0 else
+             "no share: the oracle's gain is not above 0")
+    lines.append(f"- {fraction * 100:g} %: learned {learned.mean:+.4f}, oracle {oracle.mean:+.4f}: {share}")
+  return lines
 
 
 def plateau(history, steps):
@@ -338,12 +371,35 @@ def figure2(rows, path, title):
   plt.close(fig)
 
 
-def report(plan, results, seconds):
-  """Writes results.md, results.json and figure2.png into plan.output; returns the markdown."""
-  lines = [f"# Pasad et al. 2020 on synthetic video ({len(plan.seeds)} seeds: {', '.join(map(str, plan.seeds))})",
-           "", f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
-           f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was "
-           f"run, \"-\" where none). Runtime of the runs made by this invocation: {seconds / 60:.1f} min.", ""]
+def provenance(argv):
+  """{"command", "date", "commit"} of this invocation (commit: `git describe --always --dirty`, or "unknown")."""
+  try:
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True,
+                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    commit = "unknown"
+  return {"command": " ".join(["python -m consistency.paper_tables", *argv[1:]]),
+          "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit}
+
+
+def report(plan, results, seconds, origin=None):
+  """Writes results.md, results.json and figure2.png into plan.output; returns the markdown.
+
+  Args:
+    plan: the `Plan`.
+    results: `collect(plan)`.
+    seconds: wall-clock time of the runs this invocation made.
+    origin: `provenance(argv)` of this invocation, or None.
+  """
+  made = [run for run in plan.runs() if run.finished()]
+  grid_minutes = sum(run.seconds() for run in made) / 60
+  lines = [f"# Pasad et al. 2020 on synthetic video ({len(plan.seeds)} seeds: {', '.join(map(str, plan.seeds))})", ""]
+  if origin:
+    lines += [f"Command: `{origin['command']}`; report written {origin['date']} at commit {origin['commit']}.", ""]
+  lines += [f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
+            f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was "
+            f"run, \"-\" where none). Runtime: {len(made)} of {len(plan.runs())} runs made, {grid_minutes:.1f} min in "
+            f"all (the sum of their wall-clock times over every invocation); this invocation {seconds / 60:.1f} min.", ""]
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):
@@ -361,11 +417,15 @@ def report(plan, results, seconds):
               *curves, ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), ""]
-    fewer = paired_stats.fewer_labels_test({f: _miou(results[f][plan.geometries[0]]) for f in plan.fractions},
-                                           {f: _miou(results[f]["baseline"]) for f in plan.fractions})
-    if fewer:
-      lines += [f"4x fewer labels ({plan.geometries[0]} geometry against the baseline, means over seeds):", ""]
-      lines += [f"- {result.format()}" for result in fewer] + [""]
+    share = learned_share(plan, results)
+    if share:
+      lines += ["Learned geometry's gain as a share of the oracle's (means over seeds):", "", *share, ""]
+    for geometry in plan.geometries:
+      fewer = paired_stats.fewer_labels_test({f: _miou(results[f][geometry]) for f in plan.fractions},
+                                             {f: _miou(results[f]["baseline"]) for f in plan.fractions})
+      if fewer:
+        lines += [f"4x fewer labels ({geometry} geometry against the baseline, means over seeds):", ""]
+        lines += [f"- {result.format()}" for result in fewer] + [""]
   if 2 in plan.tables:
     lines += ["## Table 2", "", table2(plan, results), ""]
   rows = per_class_gain(plan, results)
@@ -381,19 +441,22 @@ def report(plan, results, seconds):
   with open(os.path.join(plan.output, "results.md"), "w", encoding="utf-8") as f:
     f.write(markdown)
   serialisable = {f"{fraction:g}": runs for fraction, runs in results.items()}
+  runtimes = {run.name: run.seconds() for run in made}
   with open(os.path.join(plan.output, "results.json"), "w", encoding="utf-8") as f:
-    json.dump({"plan": dataclasses.asdict(plan), "runs": serialisable}, f, indent=1)
+    json.dump({"plan": dataclasses.asdict(plan), "provenance": origin, "runtime_seconds": runtimes,
+               "runs": serialisable}, f, indent=1)
   return markdown
 
 
 def define_flags():
   flags.DEFINE_string("output", None, "Folder of every run and of the results.", required=True)
   flags.DEFINE_list("tables", ["1", "2"], "Which tables: 1 (fractions x runs), 2 (weightings at the lowest fraction).")
-  flags.DEFINE_list("fractions", ["0.01", "0.1", "1.0"], "Label fractions of Table 1.")
-  flags.DEFINE_list("seeds", ["0", "1"], "Seeds (label selection, initialisation, data order).")
+  flags.DEFINE_list("fractions", ["0.005", "0.01", "0.02", "0.04", "1.0"], "Label fractions of Table 1 (the "
+                    "synthetic video's 1600 training frames give 8 labelled frames at 0.5 %).")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (label selection, initialisation, data order).")
   flags.DEFINE_list("geometries", ["ground_truth", "learned"], "Geometries of the consistency runs; the first one is "
                     "Table 2's and Figure 2's.")
-  flags.DEFINE_integer("baseline_steps", 200, "Steps of each supervised baseline.")
+  flags.DEFINE_integer("baseline_steps", 400, "Steps of each supervised baseline (its cosine schedule ends there).")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each continuation (control and consistency runs).")
   flags.DEFINE_integer("teacher_steps", 1000, "Steps of the depth_motion teachers (learned geometry; the teacher "
                        "flagfile's own length, measured in docs/teachers.md).")
@@ -424,7 +487,7 @@ def main(argv):
     logging.info("Run %d / %d.", index, len(runs))
     seconds += execute(run, FLAGS.dry_run)
   if not FLAGS.dry_run:
-    print(report(plan, collect(plan), seconds))
+    print(report(plan, collect(plan), seconds, provenance(sys.argv)))
     print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
 
 

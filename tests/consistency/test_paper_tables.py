@@ -30,14 +30,15 @@ def test_plan_orders_runs_and_sets_each_runs_flags(tmp_path):
   # Table 1 at both fractions and seeds (baseline, control, two geometries); Table 2's five other weightings at the
   # lowest fraction only.
   assert len(runs) == 1 + 2 * 2 * 4 + 2 * 5
-  for run in runs[1:]:
-    # every continuation comes after its own baseline
-    if run.stage == "consistency":
-      baseline = os.path.join(os.path.dirname(run.model_dir), "baseline", "segmentation")
-      assert f"--consistency_init_dir={baseline}" in run.overrides
-      assert names.index(run.name) > [r.model_dir for r in runs].index(os.path.dirname(baseline))
+  # Every baseline comes first (the 4x test needs them all); each continuation starts from its own.
+  stages = [run.stage for run in runs[1:]]
+  assert stages[:4] == ["segmentation"] * 4 and "segmentation" not in stages[4:]
+  for run in runs[5:]:
+    baseline = os.path.join(os.path.dirname(run.model_dir), "baseline", "segmentation")
+    assert f"--consistency_init_dir={baseline}" in run.overrides
   control = plan.run_for(0.01, 1, "control")
-  assert "--consistency_weight=0" in control.overrides and "--seed=1" in control.overrides
+  assert control.stage == "control" and control.metrics_path().endswith("control/control/metrics.json")
+  assert "--stages=control" in control.overrides and "--seed=1" in control.overrides
   learned = plan.run_for(0.01, 0, "learned")
   assert f"--consistency_teacher_dir={tmp_path}/teachers/depth_motion" in learned.overrides
   uniform = plan.run_for(0.01, 0, "ground_truth_uniform")
@@ -126,3 +127,35 @@ def test_report_shows_each_baselines_curve_and_whether_it_plateaued(tmp_path):
   assert "seed 1: mIoU at steps 8, 16, 24, 32, 40: 0.100 / 0.150 / 0.200 / 0.250 / 0.300 (moves 0.050 over the last " \
       "quarter: still learning)" in markdown
   assert paper_tables.plateau({40: {"miou": 0.3}}, 40) is None
+
+
+def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path):
+  plan = _plan(tmp_path, tables=(1,), fractions=(0.01,))
+  for seed in plan.seeds:
+    for variant, miou in (("baseline", 0.10), ("control", 0.20), ("ground_truth", 0.24), ("learned", 0.23)):
+      run = plan.run_for(0.01, seed, variant)
+      _write_metrics(run, miou, {"wall": {"iou": miou, "frequency": 1.0}})
+      if variant == "baseline":
+        with open(run.metrics_path(), "w", encoding="utf-8") as f:
+          json.dump({"step": run.steps, "miou": miou, "per_class": {}, "labelled_frames": 16}, f)
+      with open(os.path.join(run.model_dir, paper_tables.RUNTIME_FILE), "w", encoding="utf-8") as f:
+        json.dump({"seconds": 30.0}, f)
+  origin = {"command": "python -m consistency.paper_tables --output=X", "date": "2026-12-06 21:00 UTC",
+            "commit": "abc1234"}
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=90.0, origin=origin)
+  assert "Command: `python -m consistency.paper_tables --output=X`; report written 2026-12-06 21:00 UTC at commit " \
+      "abc1234." in markdown
+  # 8 runs of 30 s made (the teachers have not run), 1.5 min of them by this invocation.
+  assert "8 of 9 runs made, 4.0 min in all" in markdown and "this invocation 1.5 min" in markdown
+  assert "| 1 % (16 frames) | 0.1000 ± 0.0000 |" in markdown
+  # Gains on the control: oracle +0.04, learned +0.03: 75 %.
+  assert "- 1 %: learned +0.0300, oracle +0.0400: 75 % of the oracle's" in markdown
+  with open(tmp_path / "results.json", encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved["provenance"] == origin and saved["runtime_seconds"]["control f=0.01 seed=0"] == 30.0
+
+
+def test_provenance_names_the_command_and_commit():
+  origin = paper_tables.provenance(["paper_tables.py", "--output=/tmp/x", "--seeds=0"])
+  assert origin["command"] == "python -m consistency.paper_tables --output=/tmp/x --seeds=0"
+  assert origin["commit"] and origin["date"]
