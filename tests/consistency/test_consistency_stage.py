@@ -10,8 +10,7 @@ from consistency import train
 from consistency.stages import segmentation as segmentation_stage
 from segmentation import segmenter as segmenter_lib
 
-TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
-            nasfpn_repeats=1, head_filters=16, head_groups=4)
+from tests.consistency.test_segmentation_stage import TINY
 
 
 def _config(model_dir, data_root, **overrides):
