@@ -217,7 +217,7 @@ class Trainer:
       finite &= tf.math.is_finite(grad_norm)
     return {"losses": reported, "grad_norm": grad_norm, "finite": finite}
 
-  def _build_loop(self):
+  def _build_loop(self, iterator):
     strategy = self.strategy
     # Stages are TensorFlow ops with Python control flow on static values only, so the step needs no autograph:
     # converting every function it calls (models, geometry, losses, tensorflow-graphics) took over 10 minutes per
@@ -234,16 +234,26 @@ class Trainer:
       self.step.assign_add(1)
       return result, waited
 
+    if self.config.run_eagerly:
+      initial = None
+    else:
+      # The step is traced once, here, and called once in the loop's body: the loop starts from zeros of its
+      # outputs' structure (read from this trace), so the graph holds a single copy of the model and its gradients.
+      one_step = tf.function(one_step, autograph=False)
+      outputs, _ = one_step.get_concrete_function(iterator).structured_outputs
+      initial = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), outputs)
+
     def loop(iterator, num_steps):
       """Runs up to `num_steps` steps; stops right after a non-finite step. Returns (last result, steps, input s)."""
-      result, input_seconds = one_step(iterator)
-      done = tf.constant(1)
-      for _ in tf.range(num_steps - 1):
-        if not result["finite"]:
-          break
+      result = initial
+      done = tf.constant(0)
+      input_seconds = tf.constant(0.0, tf.float64)
+      for _ in tf.range(num_steps):
         result, waited = one_step(iterator)
         input_seconds += waited
         done += 1
+        if not result["finite"]:
+          break
       return result, done, input_seconds
 
     return loop if self.config.run_eagerly else tf.function(loop)
@@ -321,7 +331,7 @@ class Trainer:
     dataset = self.strategy.experimental_distribute_dataset(stage.train_dataset(step))
     iterator = iter(dataset)
     image_batch = next(iter(stage.train_dataset(0))) if config.image_summary_every > 0 else None
-    loop = self._build_loop()
+    loop = self._build_loop(iterator)
     profiling = False
     losses = {}
     run_start, run_start_step = time.perf_counter(), step

@@ -202,8 +202,10 @@ class ClipSource:
     ds = ds.enumerate()
     if skip_batches:
       ds = ds.skip(skip_batches * config.batch_size)
-    ds = ds.map(lambda i, start: self._clip_from_start(i, start, training), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    # The loading code has no Python control flow on tensors, so autograph (which tf.data applies to every map
+    # function, converting each function it calls) only costs seconds of tracing per pipeline.
+    load = tf.autograph.experimental.do_not_convert(lambda i, start: self._clip_from_start(i, start, training))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(config.batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -2,6 +2,7 @@
 
 One file per concept; nothing here imports anything else of this project:
   intrinsics    K from (fx, fy, cx, cy) and back, inverse, updates for resize / crop / flip
+  graphics      the tensorflow-graphics modules used (projection, rotations), imported fast
   camera        pixel grids, projection and unprojection (tensorflow-graphics), inside-image test
   rigid_motion  rotations from Euler angles (Rx Ry Rz), inverse / composition, motion from poses, translation fields
   resampler     bilinear resampling with gradients and an out-of-bounds policy

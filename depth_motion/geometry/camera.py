@@ -5,9 +5,9 @@ pixel centres (see `intrinsics`).
 """
 
 import tensorflow as tf
-from tensorflow_graphics.rendering.camera import perspective
 
 from depth_motion.geometry import intrinsics as intrinsics_lib
+from depth_motion.geometry.graphics import perspective
 
 # Smallest depth that is projected as is. Points at z <= MIN_PROJECTION_DEPTH (behind or on the camera plane) get a
 # finite, meaningless pixel and are reported invalid by the callers: this keeps NaN and Inf out of forward values and

@@ -17,10 +17,10 @@ harmonic mean and t multiplied back at the end: the damping and the conditioning
 """
 
 import tensorflow as tf
-from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
 
 from depth_motion.geometry import camera
 from depth_motion.geometry import intrinsics as intrinsics_lib
+from depth_motion.geometry.graphics import rotation_matrix_3d
 
 # Tikhonov damping of the normal equations, relative to the total weight (the columns are O(1) in normalized
 # coordinates): keeps the 6 x 6 solve finite for flat or textureless weights without biasing a well-posed solution.

@@ -6,8 +6,9 @@ motion, defined on the source frame's pixel grid); every function here accepts b
 """
 
 import tensorflow as tf
-from tensorflow_graphics.geometry.transformation import euler
-from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
+
+from depth_motion.geometry.graphics import euler
+from depth_motion.geometry.graphics import rotation_matrix_3d
 
 
 def matrix_from_angles(angles):
