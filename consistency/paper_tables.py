@@ -2,7 +2,8 @@
 
     python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2]
         [--fractions=0.005,0.01,0.02,0.04,1.0] [--seeds=0,1,2] [--geometries=ground_truth,learned]
-        [--baseline_steps=400] [--continue_steps=150] [--teacher_steps=1000] [--dry_run] [--report_only]
+        [--baseline_steps=400] [--continue_steps=150] [--teacher_steps=1000] [--pseudo_label] [--dry_run]
+        [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
@@ -15,6 +16,9 @@ seed s (<output>/f<f>_s<s>/):
   <geometry>/ the baseline continued for --continue_steps with the 4D consistency loss (weights 0.2/0.4/0.4),
               geometry ground_truth (the oracle: synthetic depth, poses, K) or learned (the depth_motion teachers
               trained once into <output>/teachers for --teacher_steps with --teacher_flagfile).
+  pseudo_label/ and pseudo_label+<geometry>/ (with --pseudo_label): the baseline continued with weak-to-strong
+              pseudo-labelling of the pair frames as single images (consistency/pseudo_label.py), alone (the
+              control's data and forward passes plus that loss) and with the geometry's 4D consistency loss.
 The consistency runs are compared with the control (same start, steps, labels, pairs and data order; both restart
 the optimizer and its warm-up and cosine schedule from the baseline's weights): the gain is the loss's, not the extra
 training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
@@ -114,6 +118,7 @@ class Plan:
   baseline_steps: int = 400
   continue_steps: int = 150
   teacher_steps: int = 1000
+  pseudo_label: bool = False
 
   def __post_init__(self):
     unknown = sorted(set(self.geometries) - {"ground_truth", "learned"})
@@ -145,27 +150,39 @@ class Plan:
                 f"--seed={seed}", f"--train_steps={self.baseline_steps}",
                 f"--eval_every={max(1, self.baseline_steps // BASELINE_EVALUATIONS)}"))
 
-  def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three"):
-    """The baseline continued: variant "control" (no consistency loss) or a consistency run."""
+  def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three", pseudo_label=False):
+    """The baseline continued: variant "control" (no loss on unlabeled frames) or a consistency-stage run with the 4D
+    consistency loss of `weighting` (None: without it) and, if `pseudo_label`, weak-to-strong pseudo-labelling."""
     baseline = os.path.join(self.cell(fraction, seed), "baseline", "segmentation")
     stage = "control" if variant == "control" else "consistency"
     overrides = [f"--flagfile={self.base_flagfile}", f"--stages={stage}", f"--label_fraction={fraction}",
                  f"--seed={seed}", f"--train_steps={self.continue_steps}", f"--consistency_init_dir={baseline}",
                  f"--geometry={geometry}"]
-    if variant != "control":
+    if variant != "control" and weighting is None:
+      overrides.append("--consistency_weight=0")
+    elif variant != "control":
       overrides += [f"--{flag}={weight}" for flag, weight in zip(_WEIGHT_FLAGS, WEIGHTINGS[weighting])]
       if geometry == "learned":
         overrides.append(f"--consistency_teacher_dir={os.path.join(self.teacher_dir, 'depth_motion')}")
+    if pseudo_label:
+      overrides.append("--pseudo_label_weight=1")
     return Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
                stage, self.continue_steps, tuple(overrides))
 
   def variants(self):
-    """{variant name: (geometry, weighting)} of the consistency runs of one (fraction, seed) cell."""
-    return {geometry: (geometry, "all_three") for geometry in self.geometries}
+    """{variant name: (geometry, weighting, pseudo_label)} of Table 1's consistency-stage runs in one (fraction, seed)
+    cell: one per geometry and, with `pseudo_label`, pseudo-labelling alone (on the control's data) and with each
+    geometry's consistency loss."""
+    variants = {geometry: (geometry, "all_three", False) for geometry in self.geometries}
+    if self.pseudo_label:
+      variants["pseudo_label"] = ("ground_truth", None, True)
+      variants.update({f"pseudo_label+{geometry}": (geometry, "all_three", True) for geometry in self.geometries})
+    return variants
 
   def table2_variants(self):
     geometry = self.geometries[0]
-    return {f"{geometry}_{weighting}": (geometry, weighting) for weighting in WEIGHTINGS if weighting != "all_three"}
+    return {f"{geometry}_{weighting}": (geometry, weighting, False) for weighting in WEIGHTINGS
+            if weighting != "all_three"}
 
   def run_for(self, fraction, seed, variant):
     """The run of `variant` ("baseline", "control", or a key of `variants` / `table2_variants`) in a cell."""
@@ -173,8 +190,7 @@ class Plan:
       return self.baseline_run(fraction, seed)
     if variant == "control":
       return self.continuation(fraction, seed, "control")
-    geometry, weighting = {**self.variants(), **self.table2_variants()}[variant]
-    return self.continuation(fraction, seed, variant, geometry, weighting)
+    return self.continuation(fraction, seed, variant, *{**self.variants(), **self.table2_variants()}[variant])
 
   def runs(self):
     """Every run, in dependency order: the teachers, every baseline, then the continuations by fraction and seed."""
@@ -285,6 +301,23 @@ def learned_share(plan, results):
     share = (f"{100 * learned.mean / oracle.mean:.0f} % of the oracle's" if oracle.mean > 0 else
              "no share: the oracle's gain is not above 0")
     lines.append(f"- {fraction * 100:g} %: learned {learned.mean:+.4f}, oracle {oracle.mean:+.4f}: {share}")
+  return lines
+
+
+def combined_vs_alone(plan, results):
+  """Markdown lines: per fraction and geometry, pseudo-labels + consistency minus each of the two alone (paired by
+  seed, mean [95 % interval]); [] without the pseudo-label columns."""
+  if not plan.pseudo_label:
+    return []
+  lines = []
+  for fraction in sorted(plan.fractions):
+    for geometry in plan.geometries:
+      combined = _miou(results[fraction][f"pseudo_label+{geometry}"])
+      parts = []
+      for alone in ("pseudo_label", geometry):
+        gains = paired_stats.paired_differences(combined, _miou(results[fraction][alone]))
+        parts.append(f"minus {alone} {_format_gain(gains)}")
+      lines.append(f"- {fraction * 100:g} %, pseudo_label+{geometry}: " + "; ".join(parts))
   return lines
 
 
@@ -420,11 +453,14 @@ def report(plan, results, seconds, origin=None):
     share = learned_share(plan, results)
     if share:
       lines += ["Learned geometry's gain as a share of the oracle's (means over seeds):", "", *share, ""]
-    for geometry in plan.geometries:
-      fewer = paired_stats.fewer_labels_test({f: _miou(results[f][geometry]) for f in plan.fractions},
+    combined = combined_vs_alone(plan, results)
+    if combined:
+      lines += ["Pseudo-labels + 4D consistency against each alone (paired by seed):", "", *combined, ""]
+    for variant in plan.variants():
+      fewer = paired_stats.fewer_labels_test({f: _miou(results[f][variant]) for f in plan.fractions},
                                              {f: _miou(results[f]["baseline"]) for f in plan.fractions})
       if fewer:
-        lines += [f"4x fewer labels ({geometry} geometry against the baseline, means over seeds):", ""]
+        lines += [f"4x fewer labels ({variant} against the baseline, means over seeds):", ""]
         lines += [f"- {result.format()}" for result in fewer] + [""]
   if 2 in plan.tables:
     lines += ["## Table 2", "", table2(plan, results), ""]
@@ -463,6 +499,9 @@ def define_flags():
   flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of every segmentation and "
                       "consistency run (data, model, optimiser).")
   flags.DEFINE_string("teacher_flagfile", "configs/synthetic_depth_motion.flags", "Flagfile of the teachers' run.")
+  flags.DEFINE_bool("pseudo_label", False, "Add Table 1's columns pseudo_label (weak-to-strong pseudo-labelling of "
+                    "the unlabeled frames as single images, alone) and pseudo_label+<geometry> (with the 4D "
+                    "consistency loss): the single-image baseline a user would pick instead.")
   flags.DEFINE_bool("dry_run", False, "Only log the commands.")
   flags.DEFINE_bool("report_only", False, "Make no run: write the tables from the runs that exist (missing ones "
                     "are shown as -).")
@@ -479,7 +518,7 @@ def main(argv):
               teacher_flagfile=os.path.abspath(FLAGS.teacher_flagfile), tables=tuple(int(t) for t in FLAGS.tables),
               fractions=tuple(float(f) for f in FLAGS.fractions), seeds=tuple(int(s) for s in FLAGS.seeds),
               geometries=tuple(FLAGS.geometries), baseline_steps=FLAGS.baseline_steps,
-              continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps)
+              continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps, pseudo_label=FLAGS.pseudo_label)
   runs = plan.runs()
   logging.info("%d runs (%d finished earlier) into %s.", len(runs), sum(r.finished() for r in runs), plan.output)
   seconds = 0.0

@@ -29,7 +29,7 @@ _HEADLINES = {
 }
 _TITLES = {"segmentation": "baseline (labelled frames only)",
            "control": "the baseline continued without the consistency loss",
-           "consistency": "the baseline continued with the 4D consistency loss"}
+           "consistency": "the baseline continued with the losses on unlabeled frames"}
 
 
 def read_metrics(model_dir, stage):

@@ -142,16 +142,24 @@ class Segmenter(keras.Model):
     if len(images.shape) != 4 or images.shape[-1] not in (3, None):
       raise ValueError(f"images must be [B, H, W, 3]. Received: images of shape {images.shape}")
     features = self.backbone_features(images, training=training)
+    logits, pyramid = self._decode(features, tf.shape(images)[1:3], training)
+    outputs = {"logits": logits}
+    if return_features:
+      outputs.update(features=features, pyramid=pyramid)
+    return outputs
+
+  def decode(self, features, output_size, training=None):
+    """Logits [B, H, W, num_classes] at `output_size` (H, W) from encoder levels {2: P2, ..., 5: P5} (as
+    `backbone_features` gives them, possibly perturbed): the NAS-FPN and the head of `call`."""
+    return self._decode(features, output_size, training)[0]
+
+  def _decode(self, features, output_size, training):
     pyramid = self.decoder({level: features[level] for level in features if level >= nasfpn.MIN_LEVEL},
                            training=training)
     head_inputs = dict(pyramid)
     if self.config.head_backbone_p2:
       head_inputs[2] = features[2]
-    logits = self.head(head_inputs, output_size=tf.shape(images)[1:3], training=training)
-    outputs = {"logits": logits}
-    if return_features:
-      outputs.update(features=features, pyramid=pyramid)
-    return outputs
+    return self.head(head_inputs, output_size=output_size, training=training), pyramid
 
   def get_config(self):
     config = super().get_config()

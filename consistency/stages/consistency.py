@@ -20,6 +20,10 @@ Geometry (--geometry):
   ground_truth  the data's depth, poses and K (synthetic video, ScanNet): an oracle that separates the method from
                 the quality of the learned geometry.
 
+--pseudo_label_weight > 0 adds weak-to-strong pseudo-labelling of the pair frames as single images (FixMatch /
+UniMatch, consistency/pseudo_label.py): the single-image semi-supervised baseline, alone with --consistency_weight=0
+or next to the 4D consistency loss. Its weak view is the pair frames' forward pass that both losses share.
+
 The segmenter starts from the segmentation stage (--consistency_init_dir, default <model_dir>/segmentation; "none"
 starts from scratch), as the paper continues training its baseline. Evaluation is the segmentation stage's (mIoU on
 every frame of the validation split), so the two stages' metrics compare directly.
@@ -29,6 +33,7 @@ import os
 
 import tensorflow as tf
 
+from consistency import pseudo_label
 from consistency import spatiotemporal
 from consistency import stage as stage_lib
 from consistency.stages import depth_motion as depth_motion_stage
@@ -56,19 +61,22 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     self.terms = tuple(name for name, weight in self.weights.items() if weight != 0)
     self.teacher_dir = config.consistency_teacher_dir or os.path.join(config.model_dir, "depth_motion")
     self.teacher_settings = None
+    # What the losses need: the geometry (teachers or ground truth) only for the 4D consistency term.
+    self.consistency_active = config.consistency_weight > 0 and not self.control
+    self.pseudo_labelling = config.pseudo_label_weight > 0 and not self.control
 
   # ------------------------------------------------------------------------------------------------------------
   # Models.
 
   def build_models(self):
     models = super().build_models()
-    if self.config.geometry == "learned" and not self.control:
+    if self.config.geometry == "learned" and self.consistency_active:
       teachers, self.teacher_settings = depth_motion_stage.load_teachers(self.teacher_dir)
       models.update(teachers)
     return models
 
   def trainable_models(self):
-    if self.config.geometry == "learned" and self.config.consistency_train_teachers and not self.control:
+    if self.config.geometry == "learned" and self.config.consistency_train_teachers and self.consistency_active:
       return ["segmenter", "depth", "motion"]
     return ["segmenter"]
 
@@ -123,11 +131,28 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
       result = {pair: spatiotemporal.Correspondence(*(tf.stop_gradient(t) for t in c)) for pair, c in result.items()}
     return result
 
-  def _pair_logits(self, models, images, training):
-    batch = tf.shape(images)[0]
+  def _pair_outputs(self, models, images, training):
+    """The segmenter on both frames of every pair, as one batch [frame 0 of each pair, frame 1 of each pair]:
+    (frames [2B, H, W, 3], outputs with "logits" and, when pseudo-labelling, the encoder "features")."""
     frames = tf.concat([images[:, 0], images[:, 1]], axis=0)
-    logits = tf.cast(models["segmenter"](frames, training=training)["logits"], tf.float32)
-    return [logits[:batch], logits[batch:]]
+    return frames, models["segmenter"](frames, training=training, return_features=self.pseudo_labelling)
+
+  def pseudo_label_loss(self, segmenter, frames, outputs, step):
+    """Weak-to-strong pseudo-labelling of `frames` whose weak-view outputs are `outputs` (consistency/pseudo_label.py):
+    0.5 x the strong view's masked cross-entropy + 0.5 x the feature-perturbed view's."""
+    seeds = tf.random.experimental.stateless_split(
+        tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64)]), 3)
+    labels, confident = pseudo_label.confident_pseudo_labels(outputs["logits"], self.config.pseudo_label_threshold)
+    shape = tf.shape(frames)
+    boxes = pseudo_label.cutmix_boxes(shape[0], shape[1], shape[2], seeds[0])
+    strong = pseudo_label.cutmix(pseudo_label.strong_photometric(frames, seeds[1]), boxes)
+    strong_logits = segmenter(strong, training=True)["logits"]
+    strong_loss = pseudo_label.masked_cross_entropy(strong_logits, pseudo_label.cutmix(labels, boxes),
+                                                    pseudo_label.cutmix(confident, boxes))
+    perturbed = pseudo_label.feature_dropout(outputs["features"], seeds[2])
+    feature_loss = pseudo_label.masked_cross_entropy(segmenter.decode(perturbed, shape[1:3], training=True), labels,
+                                                     confident)
+    return pseudo_label.STRONG_WEIGHT * strong_loss + pseudo_label.FEATURE_WEIGHT * feature_loss
 
   def compute_losses(self, models, batch, step, training=True):
     labelled_logits = tf.cast(models["segmenter"](batch["labelled_image"], training=training)["logits"], tf.float32)
@@ -135,18 +160,27 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
                                                      self.config.class_weights or None)
     outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
     images = tf.cast(batch["image"], tf.float32)
-    logits = self._pair_logits(models, images, training)  # in the control too: batch-norm sees the same frames
+    # In the control too: batch-norm sees the same frames.
+    frames, pair_outputs = self._pair_outputs(models, images, training)
+    losses = {"cross_entropy": cross_entropy}
     if self.control:
-      return {"cross_entropy": cross_entropy}, outputs
-    correspondences = self.correspondences(models, batch)
-    totals = {}
-    for i, j in _PAIRS:
-      terms = spatiotemporal.consistency_terms(logits[i], logits[j], correspondences[(i, j)], images[:, j],
-                                               terms=self.terms)
-      for name, value in terms.items():
-        totals[name] = totals.get(name, 0.0) + 0.5 * value  # the mean of the two directions
-    consistency = spatiotemporal.weighted_consistency(totals, self.weights)
-    losses = {"cross_entropy": cross_entropy, "consistency": self.config.consistency_weight * consistency}
+      return losses, outputs
+    if self.consistency_active:
+      batch_size = tf.shape(images)[0]
+      logits = tf.cast(pair_outputs["logits"], tf.float32)
+      logits = [logits[:batch_size], logits[batch_size:]]
+      correspondences = self.correspondences(models, batch)
+      totals = {}
+      for i, j in _PAIRS:
+        terms = spatiotemporal.consistency_terms(logits[i], logits[j], correspondences[(i, j)], images[:, j],
+                                                 terms=self.terms)
+        for name, value in terms.items():
+          totals[name] = totals.get(name, 0.0) + 0.5 * value  # the mean of the two directions
+      consistency = spatiotemporal.weighted_consistency(totals, self.weights)
+      losses["consistency"] = self.config.consistency_weight * consistency
+    if self.pseudo_labelling:
+      losses["pseudo_label"] = self.config.pseudo_label_weight * self.pseudo_label_loss(
+          models["segmenter"], frames, pair_outputs, step)
     return losses, outputs
 
 

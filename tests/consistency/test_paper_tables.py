@@ -159,3 +159,28 @@ def test_provenance_names_the_command_and_commit():
   origin = paper_tables.provenance(["paper_tables.py", "--output=/tmp/x", "--seeds=0"])
   assert origin["command"] == "python -m consistency.paper_tables --output=/tmp/x --seeds=0"
   assert origin["commit"] and origin["date"]
+
+
+def test_pseudo_label_columns_run_alone_and_combined_and_are_compared_with_both(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), pseudo_label=True)
+  assert list(plan.variants()) == ["ground_truth", "pseudo_label", "pseudo_label+ground_truth"]
+  alone = plan.run_for(0.01, 0, "pseudo_label")
+  # Alone: the control's data (same geometry flag), no 4D consistency loss, the pseudo-label loss on.
+  assert alone.stage == "consistency"
+  assert {"--consistency_weight=0", "--pseudo_label_weight=1", "--geometry=ground_truth"} <= set(alone.overrides)
+  assert not any(o.startswith("--consistency_uniform") for o in alone.overrides)
+  combined = plan.run_for(0.01, 0, "pseudo_label+ground_truth")
+  assert {"--pseudo_label_weight=1", "--consistency_uniform=0.2"} <= set(combined.overrides)
+  assert not any(o.startswith("--consistency_weight") for o in combined.overrides)
+  assert "--pseudo_label_weight=1" not in plan.run_for(0.01, 0, "ground_truth").overrides
+  assert len(plan.runs()) == 2 * (1 + 1 + 3)
+  for seed in plan.seeds:
+    for variant, miou in (("baseline", 0.10), ("control", 0.20), ("ground_truth", 0.22), ("pseudo_label", 0.25),
+                          ("pseudo_label+ground_truth", 0.26 + 0.02 * seed)):
+      _write_metrics(plan.run_for(0.01, seed, variant), miou, {"wall": {"iou": miou, "frequency": 1.0}})
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
+  # Combined minus alone per seed: 0.01 and 0.03 (mean 0.02, interval 0.02 +- 12.706 x 0.01414 / sqrt(2)); minus the
+  # consistency loss alone: 0.04 and 0.06.
+  assert ("- 1 %, pseudo_label+ground_truth: minus pseudo_label +0.0200 [-0.1071, +0.1471]; minus ground_truth "
+          "+0.0500 [-0.0771, +0.1771]") in markdown
+  assert "4x fewer labels (pseudo_label against the baseline" not in markdown  # no 4 % baseline in this grid

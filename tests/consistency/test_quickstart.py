@@ -72,7 +72,7 @@ def test_summary_names_stages_without_metrics(tmp_path):
   (tmp_path / "segmentation" / "metrics.json").write_text(json.dumps({"miou": 0.25, "step": 7}))
   summary = report.summarize(str(tmp_path), ("segmentation", "consistency"))
   assert "mIoU 0.2500" in summary and "step 7" in summary
-  assert "consistency (the baseline continued with the 4D consistency loss): no metrics" in summary
+  assert "consistency (the baseline continued with the losses on unlabeled frames): no metrics" in summary
   assert "side by side" not in summary
 
 
