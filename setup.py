@@ -38,6 +38,9 @@ setuptools.setup(
     ],
     package_data={"segmentation": ["data/imagenet_classes.txt"]},
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+        # Classical optical flow (Farneback, DIS) for `python -m consistency.flow_peers` only.
+        "bench": ["opencv-python-headless>=4.8"],
+        # The tests cover the benchmark's classical rows too.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "opencv-python-headless>=4.8"],
     },
 )

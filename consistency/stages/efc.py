@@ -19,16 +19,10 @@ Every term has a weight flag (0 disables it), so each row of EFC's ablation tabl
   --efc_consistency_weight=0 ...   no temporal consistency
   every unsupervised weight 0      the supervised-only baseline on the same batches (the flow branch is skipped)
 
-Evaluation (metrics.json) on validation pairs with gap `efc_eval_gap`, against the ground truth of
-`datasets.ground_truth.correspondence` (needs depth and poses):
-  flow_epe_all   mean end-point error (full resolution, pixels) over pixels with known depth
-  flow_epe_noc   over the non-occluded ones (visible in the other frame)
-  flow_fl_all    Fl (KITTI): fraction of those pixels with EPE > 3 px and > 5 % of the ground-truth magnitude
-  zero_flow_epe_all  EPE of predicting zero flow, for scale
-  occlusion_f1 (precision, recall)  O_est > 0.5 against the ground-truth occlusion (known depth, not visible)
-  miou, per-class IoU, pixel accuracy ... (`segmentation.metrics`) on the first frame of every pair.
-EPE and Fl are pooled over all evaluation pixels (sums over batches and replicas); KITTI's devkit averages EPE per
-image first (`datasets.flow_metrics` has that, for KITTI's own ground truth).
+Evaluation (metrics.json) on validation pairs with gap `efc_eval_gap`: the flow (end-point error all / non-occluded,
+Fl, zero flow's EPE for scale) and O_est > 0.5 against the ground truth of depth and poses, scored by
+`consistency.flow_evaluation` (as `consistency.flow_peers` scores classical flow on the same pairs), and mIoU,
+per-class IoU, pixel accuracy ... (`segmentation.metrics`) on the first frame of every pair.
 The pairs that start at a labelled frame are evaluated first, so that `--eval_max_batches` keeps them (a Cityscapes
 snippet has one labelled frame, its 20th). A metric the data cannot give is left out of the metrics (never null),
 with one warning naming it and why: the flow and occlusion metrics without depth and poses (Cityscapes, CamVid, raw
@@ -46,12 +40,12 @@ import numpy as np
 import tensorflow as tf
 
 from consistency import efc_losses
+from consistency import flow_evaluation
 from consistency import stage as stage_lib
 from consistency.stages import segmentation as segmentation_stage
 from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips
-from datasets import ground_truth
 from datasets import sources
 from datasets import visualize
 from depth_motion import flow_net as flow_net_lib
@@ -59,16 +53,10 @@ from segmentation import metrics as metrics_lib
 from segmentation import segmenter as segmenter_lib
 
 UNSUPERVISED_TERMS = ("consistency", "occlusion", "smoothness", "photometric")
-# KITTI's outlier definition (Fl): EPE above 3 px and above 5 % of the ground-truth magnitude.
-FL_PIXELS = 3.0
-FL_RELATIVE = 0.05
-OCCLUSION_THRESHOLD = 0.5
 # The encoder levels the flow branch can read (`Segmenter.backbone_features`: 1/4 .. 1/32).
 ENCODER_LEVELS = (2, 3, 4, 5)
 # The photometric loss compares 3x3 SSIM windows: every loss level must be at least this large.
 MIN_LOSS_LEVEL_SIZE = 3
-FLOW_METRICS = ("flow_epe_all", "flow_epe_noc", "flow_fl_all", "zero_flow_epe_all", "gt_occlusion_fraction",
-                "occlusion_precision", "occlusion_recall", "occlusion_f1")
 
 
 def _swap_halves(x):
@@ -313,30 +301,7 @@ class EfcStage(video.VideoStage):
     flow = flow_net_lib.resize_flow(flow_out["flow"][finest], size)
     occlusion = tf.sigmoid(tf.image.resize(flow_out["occlusion_logits"][finest], size, method="bilinear"))[..., 0]
 
-    depth = batch["depth"]
-    truth = ground_truth.correspondence(depth[:, 0], batch["pose"][:, 0], batch["pose"][:, 1], batch["intrinsics"],
-                                        target_depth=depth[:, 1])
-    finite = tf.reduce_all(tf.math.is_finite(truth.flow), axis=-1)
-    known = (depth[:, 0] > 0.0) & finite
-    gt_flow = tf.where(known[..., None], truth.flow, 0.0)
-    epe = tf.norm(flow - gt_flow, axis=-1)
-    magnitude = tf.norm(gt_flow, axis=-1)
-    noc = known & truth.visible
-    outlier = (epe > FL_PIXELS) & (epe > FL_RELATIVE * magnitude)
-    occluded = known & ~truth.visible
-    predicted = known & (occlusion > OCCLUSION_THRESHOLD)
-
-    def total(values, mask):
-      return tf.reduce_sum(tf.where(mask, tf.cast(values, tf.float64), 0.0))
-
-    def count(mask):
-      return tf.reduce_sum(tf.cast(mask, tf.float64))
-
-    statistics.update(
-        epe_all=total(epe, known), epe_noc=total(epe, noc), outliers_all=count(known & outlier),
-        zero_flow_epe_all=total(magnitude, known), pixels_all=count(known), pixels_noc=count(noc),
-        occlusion_tp=count(occluded & predicted), occlusion_fp=count(predicted & ~occluded),
-        occlusion_fn=count(occluded & ~predicted), occlusion_pixels=count(occluded))
+    statistics.update(flow_evaluation.statistics(flow, *flow_evaluation.true_flow(batch), occlusion=occlusion))
     return statistics
 
   def eval_result(self, totals):
@@ -347,32 +312,12 @@ class EfcStage(video.VideoStage):
       absent.append((sorted(set(metrics) - {"num_pixels"}), f"no labelled pixel was evaluated: {self._no_labels()}"))
       metrics = {"num_pixels": 0}
 
-    pixels_all, pixels_noc = float(totals["pixels_all"]), float(totals["pixels_noc"])
-    tp, fp, fn = (float(totals[k]) for k in ("occlusion_tp", "occlusion_fp", "occlusion_fn"))
-    metrics["eval_pixels"] = int(pixels_all)
-    if pixels_all:
-      metrics.update(flow_epe_all=float(totals["epe_all"]) / pixels_all,
-                     flow_fl_all=float(totals["outliers_all"]) / pixels_all,
-                     zero_flow_epe_all=float(totals["zero_flow_epe_all"]) / pixels_all,
-                     gt_occlusion_fraction=float(totals["occlusion_pixels"]) / pixels_all)
-      if pixels_noc:
-        metrics["flow_epe_noc"] = float(totals["epe_noc"]) / pixels_noc
-      else:
-        absent.append((["flow_epe_noc"], "no pixel with ground-truth flow is visible in the other frame"))
-      if tp + fp:
-        metrics["occlusion_precision"] = tp / (tp + fp)
-      else:
-        absent.append((["occlusion_precision"], "no pixel with ground-truth flow was predicted occluded"))
-      if tp + fn:
-        metrics["occlusion_recall"] = tp / (tp + fn)
-      else:
-        absent.append((["occlusion_recall"], "no pixel with ground-truth flow is occluded"))
-      if tp + fp + fn:
-        metrics["occlusion_f1"] = 2 * tp / (2 * tp + fp + fn)
-      else:
-        absent.append((["occlusion_f1"], "no pixel is occluded or predicted occluded"))
-    else:
-      absent.append((list(FLOW_METRICS), f"no evaluated pixel has ground-truth flow{self._no_flow_truth()}"))
+    flow_metrics, flow_absent = flow_evaluation.metrics(totals)
+    metrics["eval_pixels"] = int(totals["pixels_all"])
+    metrics.update(flow_metrics)
+    if not totals["pixels_all"]:
+      flow_absent = [(names, why + self._no_flow_truth()) for names, why in flow_absent]
+    absent += flow_absent
     if absent:
       logging.warning("%s evaluation: metrics left out (they cannot be computed from this data): %s.", self.name,
                       "; ".join(f"{', '.join(names)} ({why})" for names, why in absent))

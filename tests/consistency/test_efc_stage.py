@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from consistency import config as config_lib
+from consistency import flow_evaluation
 from consistency import stage as stage_lib
 from consistency import train
 from consistency.stages import efc as efc_stage
@@ -190,7 +191,7 @@ def test_eval_result_leaves_out_what_cannot_be_computed(tmp_path, data_root):
   assert len(warnings) == 1
   assert "miou" in warnings[0] and "(no labelled pixel was evaluated: no evaluated pair starts at a labelled frame)" \
       in warnings[0]
-  assert ", ".join(efc_stage.FLOW_METRICS) + " (no evaluated pixel has ground-truth flow" in warnings[0]
+  assert ", ".join(flow_evaluation.FLOW_METRICS) + " (no evaluated pixel has ground-truth flow" in warnings[0]
 
 
 @pytest.mark.parametrize("overrides, message", [

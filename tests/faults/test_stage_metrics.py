@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 
 from consistency import config as config_lib
+from consistency import flow_evaluation
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import efc as efc_stage
 from datasets import kitti_raw
@@ -129,7 +130,7 @@ def test_efc_without_labels_depth_or_poses_leaves_those_metrics_out(tmp_path, ki
   metrics, warnings = evaluate(stage, efc_models)
   assert not _no_nulls(metrics)
   assert metrics["num_pixels"] == 0 and metrics["eval_pixels"] == 0
-  assert not set(SEGMENTATION_METRICS + efc_stage.FLOW_METRICS) & set(metrics), metrics
+  assert not set(SEGMENTATION_METRICS + flow_evaluation.FLOW_METRICS) & set(metrics), metrics
   assert len(warnings) == 1, warnings
   assert "no labelled pixel was evaluated: the validation split of dataset=kitti_raw has no labels" in warnings[0]
   assert "miou" in warnings[0] and "flow_epe_all" in warnings[0]
@@ -145,5 +146,5 @@ def test_efc_eval_max_batches_keeps_the_labelled_frame(tmp_path, cityscapes_root
   assert metrics["num_pixels"] > 0 and 0.0 <= metrics["miou"] <= 1.0 and "per_class" in metrics
   assert not _no_nulls(metrics)
   # Cityscapes has no depth or poses: no flow metrics, and that is the only warning.
-  assert not set(efc_stage.FLOW_METRICS) & set(metrics)
+  assert not set(flow_evaluation.FLOW_METRICS) & set(metrics)
   assert len(warnings) == 1 and "no labelled pixel" not in warnings[0] and "flow_epe_all" in warnings[0]
