@@ -137,21 +137,22 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     frames = tf.concat([images[:, 0], images[:, 1]], axis=0)
     return frames, models["segmenter"](frames, training=training, return_features=self.pseudo_labelling)
 
-  def pseudo_label_loss(self, segmenter, frames, outputs, step):
+  def pseudo_label_loss(self, segmenter, frames, outputs, step, training=True):
     """Weak-to-strong pseudo-labelling of `frames` whose weak-view outputs are `outputs` (consistency/pseudo_label.py):
-    0.5 x the strong view's masked cross-entropy + 0.5 x the feature-perturbed view's."""
+    0.5 x the strong view's masked cross-entropy + 0.5 x the feature-perturbed view's. `training` is the segmenter's
+    batch-norm mode (False for image summaries, which must not move its statistics)."""
     seeds = tf.random.experimental.stateless_split(
         tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64)]), 3)
     labels, confident = pseudo_label.confident_pseudo_labels(outputs["logits"], self.config.pseudo_label_threshold)
     shape = tf.shape(frames)
     boxes = pseudo_label.cutmix_boxes(shape[0], shape[1], shape[2], seeds[0])
     strong = pseudo_label.cutmix(pseudo_label.strong_photometric(frames, seeds[1]), boxes)
-    strong_logits = segmenter(strong, training=True)["logits"]
+    strong_logits = segmenter(strong, training=training)["logits"]
     strong_loss = pseudo_label.masked_cross_entropy(strong_logits, pseudo_label.cutmix(labels, boxes),
                                                     pseudo_label.cutmix(confident, boxes))
     perturbed = pseudo_label.feature_dropout(outputs["features"], seeds[2])
-    feature_loss = pseudo_label.masked_cross_entropy(segmenter.decode(perturbed, shape[1:3], training=True), labels,
-                                                     confident)
+    feature_logits = segmenter.decode(perturbed, shape[1:3], training=training)
+    feature_loss = pseudo_label.masked_cross_entropy(feature_logits, labels, confident)
     return pseudo_label.STRONG_WEIGHT * strong_loss + pseudo_label.FEATURE_WEIGHT * feature_loss
 
   def compute_losses(self, models, batch, step, training=True):
@@ -180,7 +181,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
       losses["consistency"] = self.config.consistency_weight * consistency
     if self.pseudo_labelling:
       losses["pseudo_label"] = self.config.pseudo_label_weight * self.pseudo_label_loss(
-          models["segmenter"], frames, pair_outputs, step)
+          models["segmenter"], frames, pair_outputs, step, training)
     return losses, outputs
 
 

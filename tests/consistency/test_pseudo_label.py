@@ -130,3 +130,22 @@ def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path,
     assert loss > 0.0  # every pixel is a pseudo-label
   else:
     assert loss == 0.0  # an untrained segmenter is never that sure
+
+
+def test_stage_pseudo_label_loss_in_inference_mode_leaves_batch_norm_statistics_alone(tmp_path):
+  # Image summaries compute the losses with training=False: the strong and feature views must not move the
+  # segmenter's batch-norm statistics then (they do in training).
+  config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), pseudo_label_weight=1.0)
+  stage = consistency_stage.ConsistencyStage(config)
+  segmenter = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
+  frames = tf.random.stateless_uniform([4, 64, 64, 3], SEED)
+
+  def statistics():
+    return [w.numpy().copy() for w in segmenter.weights if "moving" in w.path]
+
+  before = statistics()
+  outputs = segmenter(frames, training=False, return_features=True)
+  stage.pseudo_label_loss(segmenter, frames, outputs, tf.constant(7), training=False)
+  assert before and all(np.array_equal(a, b) for a, b in zip(before, statistics()))
+  stage.pseudo_label_loss(segmenter, frames, outputs, tf.constant(7), training=True)
+  assert not all(np.array_equal(a, b) for a, b in zip(before, statistics()))
