@@ -7,7 +7,10 @@ import tensorflow as tf
 
 from consistency import config as config_lib
 from consistency import train
+from consistency.stages import consistency as consistency_stage
 from consistency.stages import segmentation as segmentation_stage
+from datasets import clips
+from depth_motion import geometry
 from segmentation import segmenter as segmenter_lib
 
 from tests.consistency.test_segmentation_stage import TINY
@@ -51,10 +54,6 @@ def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path):
 def test_ground_truth_correspondences_carry_frame_i_labels_onto_frame_j(tmp_path):
   # The oracle geometry through the stage's own pair pipeline (augmented: flips and scale-and-crop, with K, depth and
   # poses following): frame i's labels, resampled where frame j's visible pixels land, are frame j's labels.
-  from consistency.stages import consistency as consistency_stage  # pylint: disable=import-outside-toplevel
-  from datasets import clips  # pylint: disable=import-outside-toplevel
-  from depth_motion import geometry  # pylint: disable=import-outside-toplevel
-
   config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), batch_size=4, label_fraction=1.0,
                    consistency_max_gap=3)
   stage = consistency_stage.ConsistencyStage(config)
