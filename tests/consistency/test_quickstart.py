@@ -62,7 +62,7 @@ def test_shortened_quickstart_runs_every_stage_exports_and_summarizes(tmp_path):
   output = served.signatures["serving_default"](images=tf.zeros([1, 32, 48, 3], tf.uint8))
   assert output["class_ids"].shape == [1, 32, 48]
   summary = report.summarize(str(model_dir), config.stages, str(tmp_path / "saved_model"))
-  assert "baseline" in summary and "with the 4D consistency loss" in summary and "SavedModel" in summary
+  assert "baseline" in summary and "with the losses on unlabeled frames" in summary and "SavedModel" in summary
   assert "mIoU side by side: baseline" in summary
   assert "training-video AbsRel" in summary and "depth std/mean" in summary and "warp error (px)" in summary
 
