@@ -121,7 +121,6 @@ class TrainConfig:
   consistency_init_dir: str = ""
   consistency_train_teachers: bool = False
   pseudo_label_weight: float = 0.0
-  pseudo_label_threshold: float = 0.95
 
   def __post_init__(self):
     positive = ("train_steps", "batch_size", "steps_per_loop", "num_cpu_replicas", "checkpoint_every",
@@ -181,9 +180,6 @@ class TrainConfig:
     if self.consistency_weight < 0 or self.pseudo_label_weight < 0:
       raise ValueError(f"consistency_weight and pseudo_label_weight must be >= 0. Received: "
                        f"{self.consistency_weight}, {self.pseudo_label_weight}")
-    if not 0.0 <= self.pseudo_label_threshold < 1.0:
-      raise ValueError(f"pseudo_label_threshold must be in [0, 1) (a softmax probability; 1 would keep no pixel). "
-                       f"Received: {self.pseudo_label_threshold}")
     ramp = self.dm_residual_ramp_steps
     if len(ramp) != 2 or not 0 <= ramp[0] <= ramp[1]:
       raise ValueError(f"dm_residual_ramp_steps must be BEGIN,END with 0 <= BEGIN <= END. Received: "

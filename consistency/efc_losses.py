@@ -20,7 +20,7 @@ smoothness and occlusion terms are evaluated at each of `loss_levels` (level l =
 full image, with the finest flow and occlusion logits upsampled bilinearly), consistency at each of
 `consistency_levels` of the encoder; each term is the mean over its levels.
 
-Deliberate choices where the paper is silent or loose (documented in the README too):
+Deliberate choices where the paper is silent or loose (documented in docs/stages.md too):
   - Means, not sums, over pixels (and over levels and directions): the weights keep their meaning at any resolution.
   - The occlusion target follows the paper's definition ("has a corresponding pixel inside the other image") with
     the forward flow of the same direction, and with the pixel-centre convention of the geometry core.

@@ -201,8 +201,6 @@ flags.DEFINE_string("consistency_init_dir", "", "consistency: checkpoint (direct
 flags.DEFINE_float("pseudo_label_weight", 0.0, "consistency: weight of weak-to-strong pseudo-labelling on the pair "
                    "frames as single images (FixMatch / UniMatch: consistency/pseudo_label.py); 0 disables it. With "
                    "--consistency_weight=0 it is the single-image baseline alone.")
-flags.DEFINE_float("pseudo_label_threshold", 0.95, "consistency: softmax confidence from which a weak-view prediction "
-                   "is a pseudo-label (FixMatch's and UniMatch's 0.95).")
 flags.DEFINE_bool("consistency_train_teachers", False, "consistency: let the consistency loss train the depth and "
                   "motion networks too (default: frozen, no gradient reaches them).")
 

@@ -1,6 +1,6 @@
 """The tf.data clip pipeline: clips of frames with a frame gap, sparse labels, augmentation, batching.
 
-Every training stage reads one batch dictionary (see the README):
+Every training stage reads one batch dictionary (see docs/concepts.md):
   image       [B, T, H, W, 3] float32 in [0, 1]
   intrinsics  [B, 3, 3]        K at the working resolution (after augmentation)
   label       [B, T, H, W] int32, labels.IGNORE_LABEL where a frame is unlabeled

@@ -143,7 +143,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     batch-norm mode (False for image summaries, which must not move its statistics)."""
     seeds = tf.random.experimental.stateless_split(
         tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64)]), 3)
-    labels, confident = pseudo_label.confident_pseudo_labels(outputs["logits"], self.config.pseudo_label_threshold)
+    labels, confident = pseudo_label.confident_pseudo_labels(outputs["logits"], pseudo_label.THRESHOLD)
     shape = tf.shape(frames)
     boxes = pseudo_label.cutmix_boxes(shape[0], shape[1], shape[2], seeds[0])
     strong = pseudo_label.cutmix(pseudo_label.strong_photometric(frames, seeds[1]), boxes)

@@ -118,9 +118,10 @@ def test_feature_dropout_drops_whole_channels_and_scales_the_rest():
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.999999])
-def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path, threshold):
+def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path, monkeypatch, threshold):
+  monkeypatch.setattr(pseudo_label, "THRESHOLD", threshold)
   config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), consistency_weight=0.0,
-                   pseudo_label_weight=1.0, pseudo_label_threshold=threshold)
+                   pseudo_label_weight=1.0)
   stage = consistency_stage.ConsistencyStage(config)
   segmenter = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
   frames = tf.random.stateless_uniform([4, 64, 64, 3], SEED)
