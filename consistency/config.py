@@ -54,6 +54,10 @@ class TrainConfig:
   # Real datasets (datasets/sources.py); every root is data_root (kitti_raw: the folder holding the <date>/ folders).
   cityscapes_crop: bool = False
   camvid_intrinsics: tuple = ()  # (fx, fy, cx, cy) at CamVid's 480x360; empty: a stand-in (datasets/camvid.py)
+  # Your own videos (datasets/video.py).
+  video_fps: float = 0.0
+  video_intrinsics: tuple = ()
+  video_val: tuple = ()
   # The segmenter (segmentation.segmenter.SegmenterConfig).
   backbone: str = "resnet50"
   backbone_filters: tuple = ()

@@ -56,11 +56,13 @@ flags.DEFINE_string("export_dir", "", "After the last stage, export the segmente
 flags.DEFINE_list("warm_start", [], "part=checkpoint,...: initialise a named model of the stage from another run's "
                   "checkpoint (file prefix or directory). Fails unless every variable of the part is restored.")
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet", "cityscapes", "camvid", "kitti_raw"],
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "scannet", "cityscapes", "camvid", "kitti_raw", "video"],
                   "Video source of the data-driven stages: the built-in synthetic indoor video, or a dataset at "
                   "--data_root: a ScanNet export, Cityscapes (the folder holding leftImg8bit_sequence/, gtFine/, "
                   "camera/), SegNet's CamVid/ folder, or raw KITTI (the folder holding the <date>/ folders; no "
-                  "labels: Cityscapes' 19 classes, for depth_motion and efc with --efc_labelled_pairs=0).")
+                  "labels: Cityscapes' 19 classes, for depth_motion and efc with --efc_labelled_pairs=0), or your own "
+                  "videos (a folder of video files and folders of frames, with optional sparse labels: "
+                  "docs/own_video.md).")
 flags.DEFINE_string("data_root", "", "Dataset root. synthetic: cache directory, generated on first use (default: "
                     "under ~/.cache/video-consistency-segmentation, named after the synthetic settings).")
 flags.DEFINE_integer("synthetic_scenes", 20, "Scenes of the generated synthetic video (80/20 train/val split).")
@@ -76,6 +78,14 @@ flags.DEFINE_float("label_fraction", 1.0, "Fraction of training frames whose lab
 flags.DEFINE_integer("eval_max_batches", 0, "Evaluate on at most this many batches of the validation split (0: all).")
 flags.DEFINE_bool("cityscapes_crop", False, "cityscapes: cut every frame to the struct2depth crop (the middle half "
                   "of the rows, then the centred columns of the --height:--width aspect ratio); K follows exactly.")
+flags.DEFINE_float("video_fps", 0.0, "video: frames per second kept from each video file (every round(native fps / "
+                   "N)-th frame; about 10 suits driving or walking; 0 keeps every frame). Folders of frames keep every "
+                   "frame.")
+flags.DEFINE_list("video_intrinsics", [], "video: fx,fy,cx,cy (pixels, at each video's own size) for every video "
+                  "without a <name>.intrinsics.txt next to it; default: unknown, learned by depth_motion "
+                  "(--dm_intrinsics=per_video).")
+flags.DEFINE_list("video_val", [], "video: names (file stems) of the validation videos; default: those listed in "
+                  "val.txt at --data_root, else none (evaluation is skipped).")
 flags.DEFINE_list("camvid_intrinsics", [], "camvid: fx,fy,cx,cy at CamVid's own 480x360 resolution (CamVid has no "
                   "calibration); default: fx = fy = image width, principal point at the centre.")
 
@@ -244,6 +254,7 @@ _LIST_PARSERS = {
     "backbone_blocks": _numbers(int, "integers"),
     "class_weights": _numbers(float, "numbers"),
     "camvid_intrinsics": _numbers(float, "numbers (fx,fy,cx,cy)"),
+    "video_intrinsics": _numbers(float, "numbers (fx,fy,cx,cy)"),
     "warm_start": lambda name, values: _parse_warm_start(values),
     "efc_loss_levels": _numbers(int, "integers"),
     "efc_consistency_levels": _numbers(int, "integers"),

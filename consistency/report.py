@@ -6,6 +6,8 @@
 import json
 import os
 
+from consistency.stages import depth_motion as depth_motion_stage
+
 # Headline metrics per stage, in print order: (metrics.json key, label, format).
 _HEADLINES = {
     "depth_motion": (("depth_abs_rel_median_scaled", "depth AbsRel (median-scaled)", "{:.3f}"),
@@ -53,6 +55,22 @@ def _side_by_side(model_dir, stages):
           "the same frames, so the difference is the consistency loss's)")
 
 
+def _learned_intrinsics(model_dir, max_videos=10):
+  """Lines with each video's learned K at its own size (--dm_intrinsics=per_video), or none."""
+  path = os.path.join(model_dir, "depth_motion", depth_motion_stage.INTRINSICS_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    videos = json.load(f)["videos"]
+  lines = [f"    learned K per video, at its own size (fx, fy, cx, cy): {path}"]
+  for name, video in list(videos.items())[:max_videos]:
+    height, width = video["native_size"]
+    lines.append(f"      {name} ({width}x{height}): " + ", ".join(f"{v:.1f}" for v in video["native"]))
+  if len(videos) > max_videos:
+    lines.append(f"      ... and {len(videos) - max_videos} more")
+  return lines
+
+
 def summarize(model_dir, stages, export_dir=""):
   """A multi-line summary of the run in `model_dir` for `stages` (names), plus the SavedModel if exported."""
   lines = [f"Run summary: {os.path.abspath(model_dir)}"]
@@ -66,6 +84,8 @@ def summarize(model_dir, stages, export_dir=""):
              if isinstance(metrics.get(key), (int, float))]
     lines.append(f"  {title} at step {metrics.get('step', '?')}: " + (", ".join(parts) or "(see metrics.json)"))
     lines.append(f"    metrics: {os.path.join(model_dir, stage, 'metrics.json')}")
+    if stage == "depth_motion":
+      lines += _learned_intrinsics(model_dir)
   comparison = _side_by_side(model_dir, stages)
   if comparison:
     lines.append(comparison)

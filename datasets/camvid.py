@@ -33,12 +33,6 @@ LABEL_SOURCE = "annot"
 _FRAME_NAME = re.compile(r"^(.+?)_f?(\d+)\.png$")
 
 
-def default_intrinsics(size):
-  """The stand-in K for images of `size` (height, width): fx = fy = width, principal point at the centre."""
-  height, width = size
-  return np.array([[width, 0.0, (width - 1) / 2.0], [0.0, width, (height - 1) / 2.0], [0.0, 0.0, 1.0]], np.float32)
-
-
 def read_split(root, split):
   """[(image path, annotation path)] of `split`, in file order, from `root/<split>.txt`.
 
@@ -79,7 +73,7 @@ def iter_scenes(root, split=None, intrinsics=None):
   Args:
     root: SegNet's CamVid/ folder (holding train.txt, train/, trainannot/, ...).
     split: "train", "val", "test", or None for every split whose file exists.
-    intrinsics: (fx, fy, cx, cy) at the images' resolution; None for `default_intrinsics` (with a warning).
+    intrinsics: (fx, fy, cx, cy) at the images' resolution; None for `scannet.stand_in_intrinsics` (with a warning).
 
   Raises:
     ValueError: for an unknown split or malformed intrinsics.
@@ -117,7 +111,7 @@ def iter_scenes(root, split=None, intrinsics=None):
       for _, _, annotation in frames:
         png.check_header(annotation, "CamVid annotation (class ids)", 8, (png.GRAY,))
       if intrinsics is None:
-        k = default_intrinsics(header.size)
+        k = scannet.stand_in_intrinsics(header.size)
         if not warned:
           logging.warning("CamVid has no camera calibration and no intrinsics were given: using fx = fy = image "
                           "width, principal point at the centre (pass fx, fy, cx, cy to set them).")
@@ -140,6 +134,7 @@ def iter_scenes(root, split=None, intrinsics=None):
           depth_size=None,
           label_source=LABEL_SOURCE,
           label_table=labels_lib.CAMVID_TO_CLASS,
+          intrinsics_known=intrinsics is not None,
       )
 
 

@@ -2,6 +2,7 @@
 
   python -m datasets.inspect --dataset=scannet --root=/data/scannet --split=val --output=sheet.png
   python -m datasets.inspect --dataset=cityscapes|camvid|kitti_flow|kitti_raw --root=DIR [--split=train|val|test]
+  python -m datasets.inspect --dataset=video --root=DIR [--video_fps=10] [--video_intrinsics=fx,fy,cx,cy]
   python -m datasets.inspect --dataset=scannet --root=/data/scannet --check_all --output=   # decode every file
 
 Prints the scenes and frames, image resolutions, the range of the intrinsics and the class pixel frequencies over a
@@ -14,7 +15,8 @@ reason, and exits with status 1 when there is one.
 
 Datasets are a small registry (`READERS`): each entry's scenes offer `name`, `frame_ids`, `num_frames`,
 `color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset lacks (depth, pose, labels) are left
-out of the sheet.
+out of the sheet. Your own videos (`video`) are imported into the training cache at --height x --width first
+(datasets/video.py), so inspecting them at the training size also prepares the training run.
 """
 
 import collections
@@ -37,6 +39,8 @@ from datasets import kitti_flow
 from datasets import kitti_raw
 from datasets import labels as labels_lib
 from datasets import scannet
+from datasets import sources
+from datasets import video
 from datasets import visualize
 
 
@@ -46,9 +50,10 @@ class DatasetReader:
 
   Attributes:
     description: one line for the help text.
-    scenes: (root, split or None) -> iterable of scenes (see the module docstring).
+    scenes: (InspectConfig) -> iterable of scenes of its root and split (see the module docstring).
     class_set: the dataset whose classes the labels hold (`labels.class_names`, `visualize.palette`), or None for
       a dataset without labels.
+    classes: for a dataset whose classes are in its root (your own video): (root) -> (names, palette or None).
     splits: the --split values the dataset has.
     ignore_label: label value of unlabeled pixels.
   """
@@ -57,29 +62,44 @@ class DatasetReader:
   class_set: str | None = "scannet"
   splits: tuple = scannet.SPLITS
   ignore_label: int = labels_lib.IGNORE_LABEL
+  classes: Callable | None = None
 
-  @property
-  def class_names(self):
+  def class_names(self, root):
+    if self.classes:
+      return (self.classes(root) or ((), None))[0]
     return labels_lib.class_names(self.class_set) if self.class_set else ()
 
-  @property
-  def palette(self):
+  def palette(self, root):
+    if self.classes:
+      names, palette = self.classes(root) or ((), None)
+      return np.asarray(palette if palette is not None else
+                        [visualize.PALETTE[i % len(visualize.PALETTE)] for i in range(len(names))], np.uint8)
     return visualize.palette(self.class_set) if self.class_set else np.zeros([0, 3], np.uint8)
+
+
+def _video_scenes(config):
+  settings = video.VideoSettings(size=config.size, fps=config.video_fps, intrinsics=config.video_intrinsics)
+  return video.read_scenes(config.root, config.split, settings, os.path.join(sources.CACHE_ROOT, "video"))
 
 
 READERS = {
     "scannet": DatasetReader("ScanNet frames exported by SensReader (color/, depth/, pose/, intrinsic/, labels).",
-                             scannet.iter_scenes),
+                             lambda c: scannet.iter_scenes(c.root, c.split)),
     "synthetic": DatasetReader("The built-in synthetic video, written by datasets.synthetic in the ScanNet layout.",
-                               scannet.iter_scenes),
+                               lambda c: scannet.iter_scenes(c.root, c.split)),
     "cityscapes": DatasetReader("Cityscapes 30-frame snippets (the folder holding leftImg8bit_sequence/, gtFine/, "
-                                "camera/).", cityscapes.iter_scenes, "cityscapes", cityscapes.SPLITS),
+                                "camera/).", lambda c: cityscapes.iter_scenes(c.root, c.split), "cityscapes",
+                                cityscapes.SPLITS),
     "camvid": DatasetReader("CamVid in SegNet's split (the CamVid/ folder holding train.txt, train/, trainannot/, "
-                            "...).", camvid.iter_scenes, "camvid", camvid.SPLITS),
+                            "...).", lambda c: camvid.iter_scenes(c.root, c.split), "camvid", camvid.SPLITS),
     "kitti_flow": DatasetReader("KITTI optical flow 2015 pairs with ground-truth flow (the folder holding "
-                                "training/).", kitti_flow.iter_scenes, None, tuple(kitti_flow.SPLITS)),
+                                "training/).", lambda c: kitti_flow.iter_scenes(c.root, c.split), None,
+                                tuple(kitti_flow.SPLITS)),
     "kitti_raw": DatasetReader("Raw KITTI drives, left colour camera (the folder holding the <date>/ folders, "
-                               "optionally test_scenes.txt).", kitti_raw.iter_scenes, None, kitti_raw.SPLITS),
+                               "optionally test_scenes.txt).", lambda c: kitti_raw.iter_scenes(c.root, c.split), None,
+                               kitti_raw.SPLITS),
+    "video": DatasetReader("Your own videos: video files and folders of frames, optional labels/ (datasets/video.py).",
+                           _video_scenes, None, ("train", "val"), classes=video.read_classes),
 }
 
 
@@ -97,6 +117,8 @@ class InspectConfig:
   max_scenes: int
   max_listed: int
   check_all: bool = False
+  video_fps: float = 0.0
+  video_intrinsics: tuple = ()
 
 
 def inspect(config, out=None):
@@ -106,7 +128,7 @@ def inspect(config, out=None):
   if config.split is not None and config.split not in reader.splits:
     raise labels_lib.DataError(f"--split={config.split}: {config.dataset} has the splits {', '.join(reader.splits)}.")
   scenes = []
-  for scene in reader.scenes(config.root, config.split):
+  for scene in reader.scenes(config):
     scenes.append(scene)
     if config.max_scenes and len(scenes) >= config.max_scenes:
       break
@@ -135,13 +157,13 @@ def inspect(config, out=None):
   if known.any():
     k = k[known]
     params = {"fx": k[:, 0, 0], "fy": k[:, 1, 1], "cx": k[:, 0, 2], "cy": k[:, 1, 2]}
-    say("intrinsics at full resolution (min .. max): " +
+    say("intrinsics at the colour resolution (min .. max): " +
         ", ".join(f"{n} {v.min():.2f} .. {v.max():.2f}" for n, v in params.items()) +
         ("" if known.all() else f" ({int(np.sum(~known))} scenes without calibration)"))
   else:
     say("intrinsics: unknown (no calibration files)")
 
-  if reader.class_names:
+  if reader.class_names(config.root):
     _print_class_frequencies(scenes, config, reader, say)
   if config.check_all:
     bad = check_all(scenes, config.size, say)
@@ -185,6 +207,12 @@ def _scene_line(scene):
   if skipped:
     parts.append(f"{len(skipped)} skipped (non-finite pose: {scannet.format_ids(skipped, max_ranges=3)})")
   parts.append("color {}x{}".format(*scene.color_size))
+  native_size = getattr(scene, "native_size", None)
+  if native_size:
+    k = video.resize_intrinsics(np.asarray(scene.intrinsics), scene.color_size, native_size)
+    parts.append("imported from {}x{}, K at that size: fx {:.1f} fy {:.1f} cx {:.1f} cy {:.1f}".format(
+        *native_size, k[0, 0], k[1, 1], k[0, 2], k[1, 2]) +
+        ("" if scene.intrinsics_known else " (unknown: a stand-in; depth_motion learns it)"))
   if getattr(scene, "depth_size", None):
     parts.append("depth {}x{}".format(*scene.depth_size))
   if getattr(scene, "has_flow", False):
@@ -217,7 +245,8 @@ def _print_class_frequencies(scenes, config, reader, say):
   if count == 0:
     return
   picks = sorted(set(np.linspace(0, len(frames) - 1, count).round().astype(int)))
-  counts = np.zeros([len(reader.class_names)], np.int64)
+  class_names = reader.class_names(config.root)
+  counts = np.zeros([len(class_names)], np.int64)
   ignored = labelled_frames = 0
   for pick in picks:
     scene, index = frames[pick]
@@ -236,8 +265,8 @@ def _print_class_frequencies(scenes, config, reader, say):
     return
   for class_id in np.argsort(-counts, kind="stable"):
     if counts[class_id]:
-      say(f"  {class_id:3d} {reader.class_names[class_id]:<16s} {counts[class_id] / counts.sum():.4f}")
-  unseen = [reader.class_names[c] for c in range(len(counts)) if not counts[c]]
+      say(f"  {class_id:3d} {class_names[class_id]:<16s} {counts[class_id] / counts.sum():.4f}")
+  unseen = [class_names[c] for c in range(len(counts)) if not counts[c]]
   if unseen:
     say(f"  not seen: {', '.join(unseen)}")
   if ignored:
@@ -258,7 +287,7 @@ def _write_contact_sheet(scenes, config, reader, say):
   start = min(max(0, labelled[0] - length // 2), scene.num_frames - length) if labelled else 0
   frames = [scene.load(index, config.size) for index in range(start, start + length)]
   sheet = contact_sheet(frames, [f"frame {f['frame_id']}" for f in frames], title=scene.name,
-                        class_names=reader.class_names, palette=reader.palette)
+                        class_names=reader.class_names(config.root), palette=reader.palette(config.root))
   directory = os.path.dirname(os.path.abspath(config.output))
   os.makedirs(directory, exist_ok=True)
   Image.fromarray(sheet).save(config.output)
@@ -350,7 +379,7 @@ def define_flags():
   flags.DEFINE_string("root", None, "Dataset root as distributed: scannet: the folder holding the scene folders "
                       "(and split files, label tsv); cityscapes: the folder holding leftImg8bit_sequence/; camvid: "
                       "SegNet's CamVid/ folder; kitti_flow: the folder holding training/; kitti_raw: the folder "
-                      "holding the <date>/ folders.")
+                      "holding the <date>/ folders; video: your folder of videos (docs/own_video.md).")
   flags.DEFINE_enum("split", None, sorted({s for reader in READERS.values() for s in reader.splits}),
                     "Only the scenes of this split (scannet: scannetv2_<split>.txt at the root; kitti_flow: train = "
                     "training/, test = testing/; kitti_raw: val = test = the drives of test_scenes.txt, train = the "
@@ -359,6 +388,9 @@ def define_flags():
   flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
                        lower_bound=8)
   flags.DEFINE_integer("width", 320, "Working image width.", lower_bound=8)
+  flags.DEFINE_float("video_fps", 0.0, "video: frames per second kept (as in training; 0: every frame).")
+  flags.DEFINE_list("video_intrinsics", [], "video: fx,fy,cx,cy at each video's own size, for videos without "
+                    "<name>.intrinsics.txt (default: unknown, a stand-in is shown).")
   flags.DEFINE_integer("num_samples", 16, "Frames, spread evenly over the dataset, whose labels are counted.",
                        lower_bound=0)
   flags.DEFINE_integer("clip_length", 4, "Consecutive frames shown in the contact sheet.", lower_bound=1)
@@ -374,7 +406,8 @@ def config_from_flags():
   return InspectConfig(dataset=FLAGS.dataset, root=FLAGS.root, split=FLAGS.split, output=FLAGS.output,
                        size=(FLAGS.height, FLAGS.width), num_samples=FLAGS.num_samples,
                        clip_length=FLAGS.clip_length, scene=FLAGS.scene, max_scenes=FLAGS.max_scenes,
-                       max_listed=FLAGS.max_listed, check_all=FLAGS.check_all)
+                       max_listed=FLAGS.max_listed, check_all=FLAGS.check_all, video_fps=FLAGS.video_fps,
+                       video_intrinsics=tuple(float(v) for v in FLAGS.video_intrinsics))
 
 
 def run(config):

@@ -82,6 +82,9 @@ class SceneIndex:
       to `load_frame`.
     skipped_frame_ids: ids left out because their pose is not finite.
     crop: load frames with the struct2depth crop (`load_frame`'s `crop`).
+    intrinsics_known: False when `intrinsics` is a stand-in (`stand_in_intrinsics`) for a camera without calibration.
+    native_size: (height, width) of the source video when its frames were resized on import (datasets/video.py),
+      else None (`color_size` is the source's size).
   """
   name: str
   directory: str
@@ -98,6 +101,8 @@ class SceneIndex:
   label_table: np.ndarray | None
   skipped_frame_ids: tuple = ()
   crop: bool = False
+  intrinsics_known: bool = True
+  native_size: tuple | None = None
 
   def __post_init__(self):
     check_utf8_path(self.directory, f"The folder of scene {self.name!r}")
@@ -207,6 +212,13 @@ class SceneIndex:
            (v < len(table) and table[v] == labels_lib.INVALID_LABEL)]
     return (f"label image {label_path} holds label id(s) {format_ids(bad, max_ranges=5)} outside the ids this "
             f"dataset defines (expected ids in {format_ids(labels_lib.defined_ids(table))}).")
+
+
+def stand_in_intrinsics(size):
+  """The K that stands in for an unknown camera at `size` (height, width): fx = fy = width (a 53 degree horizontal
+  field of view), principal point at the centre."""
+  height, width = size
+  return np.array([[width, 0.0, (width - 1) / 2.0], [0.0, width, (height - 1) / 2.0], [0.0, 0.0, 1.0]], np.float32)
 
 
 def check_utf8_path(path, what):

@@ -4,7 +4,8 @@
         [--stage=efc]
 
 Reads what the segmentation stage leaves in `<model_dir>/segmentation/` (or the efc stage in `<model_dir>/efc/`):
-  segmenter.json      {"config": SegmenterConfig.to_dict(), "input_size": [H, W]} (the training resolution)
+  segmenter.json      {"config": SegmenterConfig.to_dict(), "input_size": [H, W] (the training resolution),
+                       "class_names": [...], "palette": [[r, g, b], ...]} (`write_run`; the last two optional)
   checkpoint, ckpt-N  tf.train.Checkpoint(step=..., optimizer=..., segmenter=<the Keras segmenter>)
 builds the segmenter from the config, restores only its variables from the latest checkpoint (or --checkpoint), and
 writes to --output_dir:
@@ -51,6 +52,26 @@ CHECKPOINT_KEY = "segmenter"
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
 LABELS_FILE = "labels.json"
+
+
+def write_run(stage_dir, config, input_size, class_names=None, palette=None):
+  """Writes `stage_dir`/segmenter.json, the record `read_run` reads: the architecture, the training resolution and
+  the classes (names and RGB palette) the export labels its outputs with."""
+  record = {"config": config.to_dict(), "input_size": [int(s) for s in input_size]}
+  if class_names is not None:
+    record["class_names"] = list(class_names)
+  if palette is not None:
+    record["palette"] = [[int(c) for c in colour] for colour in palette]
+  tf.io.gfile.makedirs(stage_dir)
+  with tf.io.gfile.GFile(os.path.join(stage_dir, SEGMENTER_JSON), "w") as f:
+    json.dump(record, f, indent=2)
+
+
+def read_classes(model_dir, stage=STAGE_DIR):
+  """(class names, palette) that the run's segmenter.json records, each None when it records none."""
+  with tf.io.gfile.GFile(os.path.join(model_dir, stage, SEGMENTER_JSON), "r") as f:
+    description = json.load(f)
+  return description.get("class_names"), description.get("palette")
 
 
 def read_run(model_dir, stage=STAGE_DIR):
@@ -296,12 +317,17 @@ def check_images(images):
     return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
 
 
-def label_description(num_classes, input_size):
+def label_description(num_classes, input_size, class_names=None, palette=None):
   """The labels.json content: class names, RGB palette and the model input size.
 
-  The 21 project classes get their names and `datasets.visualize.PALETTE`; another class count gets `class_<i>` and
-  the palette repeated.
+  The classes the training run recorded (`class_names`, `palette`) when given; else the 21 project classes get their
+  names and `datasets.visualize.PALETTE`, another class count `class_<i>` and the palette repeated.
   """
+  if class_names is not None and len(class_names) == num_classes:
+    palette = palette if palette is not None and len(palette) == num_classes else [
+        visualize.PALETTE[i % len(visualize.PALETTE)] for i in range(num_classes)]
+    return {"class_names": list(class_names), "palette": [[int(c) for c in colour] for colour in palette],
+            "input_size": [int(s) for s in input_size]}
   if num_classes == labels_lib.NUM_CLASSES:
     names = list(labels_lib.CLASS_NAMES)
   else:
@@ -312,7 +338,7 @@ def label_description(num_classes, input_size):
   return {"class_names": names, "palette": palette, "input_size": [int(s) for s in input_size]}
 
 
-def save_serving_model(model, input_size, output_dir, metadata=None):
+def save_serving_model(model, input_size, output_dir, metadata=None, class_names=None, palette=None):
   """Writes the serving SavedModel of a built (restored) segmenter, with assets/labels.json.
 
   The SavedModel is written to a temporary folder next to `output_dir` and moved into place, replacing an earlier
@@ -323,6 +349,7 @@ def save_serving_model(model, input_size, output_dir, metadata=None):
     input_size: (height, width) of the model's input.
     output_dir: the SavedModel folder to write.
     metadata: optional dict added to labels.json (e.g. the source checkpoint).
+    class_names, palette: the classes' names and RGB colours (`label_description`).
 
   Returns:
     output_dir.
@@ -338,7 +365,7 @@ def save_serving_model(model, input_size, output_dir, metadata=None):
     module = SegmenterServing(model, input_size)
     tf.saved_model.save(module, staging, signatures={SIGNATURE_KEY: module.serve})
     num_classes = int(module.serve.get_concrete_function().structured_outputs["probabilities"].shape[-1])
-    description = label_description(num_classes, input_size)
+    description = label_description(num_classes, input_size, class_names, palette)
     description.update(metadata or {})
     os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
     with open(os.path.join(staging, "assets", LABELS_FILE), "w", encoding="utf-8") as f:
@@ -375,8 +402,10 @@ def export(model_dir, output_dir, checkpoint=None, stage=STAGE_DIR):
   model = segmenter_lib.build_segmenter(config)
   restore_segmenter(model, checkpoint)
   logging.info("Restored %d variables from %s.", len(model.variables), checkpoint)
+  class_names, palette = read_classes(model_dir, stage)
   output_dir = save_serving_model(model, input_size, output_dir, metadata={
-      "checkpoint": os.path.abspath(checkpoint), "segmenter_config": config.to_dict()})
+      "checkpoint": os.path.abspath(checkpoint), "segmenter_config": config.to_dict()}, class_names=class_names,
+      palette=palette)
   logging.info("Wrote the SavedModel %s (signature %r: uint8 %s [N, H, W, 3] -> class_ids, probabilities).",
                output_dir, SIGNATURE_KEY, INPUT_NAME)
   return output_dir
@@ -389,8 +418,8 @@ def define_flags():
   flags.DEFINE_string("output_dir", None, "SavedModel folder to write (an earlier SavedModel there is replaced).")
   flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (e.g. <model_dir>/segmentation/ckpt-1000) to export "
                       "instead of the latest one.")
-  flags.DEFINE_string("stage", STAGE_DIR, "Stage directory of the run that trained the segmenter: segmentation, or "
-                      "efc (its flow branch is not exported).")
+  flags.DEFINE_string("stage", STAGE_DIR, "Stage directory of the run that trained the segmenter: segmentation, "
+                      "consistency, control, or efc (its flow branch is not exported).")
   flags.mark_flags_as_required(["model_dir", "output_dir"])
 
 

@@ -1,8 +1,14 @@
-"""Segments images with an exported segmenter SavedModel and writes colour masks, overlays and class maps.
+"""Segments images or a video with an exported segmenter SavedModel and writes colour masks, overlays and class maps.
 
     python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=photo.jpg --output_dir=/tmp/pred
     python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=folder/ --output_dir=/tmp/pred \
         [--overwrite]
+    python -m segmentation.predict --saved_model=/tmp/segmenter_saved_model --input=clip.mp4 --output_dir=/tmp/pred \
+        [--write_masks] [--overwrite]
+
+A video (.mp4, .mov, .mkv, .avi, .webm; decoded with PyAV) gives <stem>_overlay.mp4 (H.264, the input's frame rate
+and frame count; an odd width or height is padded by one pixel, as H.264 needs even sizes) and, with --write_masks,
+<stem>_<frame index>_classes.png per frame (8-bit class ids, at the frame's size). Progress is logged every 5 %.
 
 --input is one image or a folder, whose .png / .jpg / .jpeg images are all taken, sorted by name. For each image
 <stem>.<ext> it writes to --output_dir:
@@ -36,6 +42,7 @@ from PIL import PngImagePlugin
 import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
 LABELS_FILE = "labels.json"
@@ -325,6 +332,101 @@ def predict(saved_model, inputs, output_dir, overwrite=False):
   return written
 
 
+def is_video(path):
+  """Whether `path` names a video file (by its extension)."""
+  return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _open_video(path):
+  import av  # pylint: disable=import-outside-toplevel  (only videos need FFmpeg)
+  if os.path.getsize(path) == 0:
+    raise ValueError(f"{path} is empty (0 bytes): expected a video file.")
+  try:
+    return av.open(path)
+  except (av.error.FFmpegError, OSError) as e:
+    raise ValueError(f"{path} is not a video that FFmpeg can decode: {e}.") from None
+
+
+def video_outputs(path, output_dir, num_frames=None):
+  """The overlay video's path and, given `num_frames`, the per-frame class map paths of the video at `path`."""
+  stem = os.path.splitext(os.path.basename(path))[0]
+  overlay = os.path.join(output_dir, f"{stem}_overlay.mp4")
+  masks = [os.path.join(output_dir, f"{stem}_{index:06d}_classes.png") for index in range(num_frames or 0)]
+  return overlay, masks
+
+
+def _count_frames(path):
+  """The number of frames of the video (decoding it when the container does not say)."""
+  with _open_video(path) as container:
+    stream = container.streams.video[0]
+    return sum(1 for _ in container.decode(stream))
+
+
+def predict_video(saved_model, path, output_dir, overwrite=False, write_masks=False):
+  """Segments every frame of the video at `path`: writes <stem>_overlay.mp4 (same frame rate and frame count) and,
+  with `write_masks`, <stem>_<frame index>_classes.png per frame. Every output path is checked first (`check_outputs`);
+  the video is written to a temporary file and moved into place at the end.
+
+  Returns:
+    The written paths (the overlay video first).
+
+  Raises:
+    FileNotFoundError / FileExistsError / ValueError: as `predict`, and naming a file that is not a decodable video.
+  """
+  import av  # pylint: disable=import-outside-toplevel
+  if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+    raise FileNotFoundError(f"No SavedModel in {saved_model}: expected {os.path.join(saved_model, 'saved_model.pb')}, "
+                            "as `python -m segmentation.export` writes.")
+  description = read_labels(saved_model)
+  palette = np.asarray(description["palette"], np.uint8)
+  num_frames = _count_frames(path)
+  if num_frames == 0:
+    raise ValueError(f"{path} has no frame to segment.")
+  overlay_path, mask_paths = video_outputs(path, output_dir, num_frames if write_masks else 0)
+  check_outputs([path], [[overlay_path] + mask_paths], output_dir, overwrite)
+  serve = load_signature(saved_model)
+  os.makedirs(output_dir, exist_ok=True)
+  temporary = os.path.join(output_dir, f".{os.path.basename(overlay_path)}.tmp-{os.getpid()}.mp4")
+  written, start, report_every = [], time.perf_counter(), max(1, num_frames // 20)
+  try:
+    with _open_video(path) as source, av.open(temporary, "w") as sink:
+      stream = source.streams.video[0]
+      rate = stream.average_rate or 30
+      encoder = None
+      for index, frame in enumerate(source.decode(stream)):
+        image = frame.to_ndarray(format="rgb24")
+        class_ids = serve(**{INPUT_NAME: tf.constant(image[np.newaxis])})["class_ids"][0].numpy()
+        overlay = blend(image, colorize(class_ids, palette))
+        if encoder is None:
+          encoder = sink.add_stream("libx264", rate=rate)
+          encoder.height, encoder.width = (v + v % 2 for v in image.shape[:2])
+          encoder.pix_fmt = "yuv420p"
+        padded = np.pad(overlay, [(0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)], mode="edge")
+        for packet in encoder.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
+          sink.mux(packet)
+        if write_masks:
+          _write_png(class_ids.astype(np.uint8), mask_paths[index], path, overwrite)
+          written.append(mask_paths[index])
+        if (index + 1) % report_every == 0 or index + 1 == num_frames:
+          elapsed = time.perf_counter() - start
+          rate_done = (index + 1) / elapsed
+          logging.info("%s: frame %d/%d (%.0f %%), %.1f frames/s, ETA %s", path, index + 1, num_frames,
+                       100.0 * (index + 1) / num_frames, rate_done,
+                       time.strftime("%H:%M:%S", time.gmtime((num_frames - index - 1) / rate_done)))
+      for packet in encoder.encode():
+        sink.mux(packet)
+    if overwrite:
+      os.replace(temporary, overlay_path)
+    else:
+      os.link(temporary, overlay_path)  # fails rather than replace a file that appeared since the check
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+  logging.info("Wrote %s (%d frames at %s fps)%s.", overlay_path, num_frames, rate,
+               f" and {len(written)} class maps" if write_masks else "")
+  return [overlay_path] + written
+
+
 def _class_name(description, class_id):
   names = description["class_names"]
   return names[class_id] if 0 <= class_id < len(names) else str(class_id)
@@ -333,10 +435,12 @@ def _class_name(description, class_id):
 def define_flags():
   """The command's flags; defined only when run as a program, so importing this module defines none."""
   flags.DEFINE_string("saved_model", None, "SavedModel folder written by `python -m segmentation.export`.")
-  flags.DEFINE_string("input", None, "An image (.png/.jpg/.jpeg) or a folder whose images are all segmented, in "
-                      "sorted order.")
+  flags.DEFINE_string("input", None, "An image (.png/.jpg/.jpeg), a folder whose images are all segmented, in "
+                      "sorted order, or a video (.mp4/.mov/.mkv/.avi/.webm).")
   flags.DEFINE_string("output_dir", None, "Folder for <stem>_mask.png, <stem>_overlay.png and <stem>_classes.png "
                       "(created if missing).")
+  flags.DEFINE_bool("write_masks", False, "Video input: also write each frame's class ids as "
+                    "<stem>_<frame index>_classes.png.")
   flags.DEFINE_bool("overwrite", False, "Replace output files that exist already (otherwise they are an error, "
                     "listed before anything is written). An input image is never replaced.")
   flags.mark_flags_as_required(["saved_model", "input", "output_dir"])
@@ -347,7 +451,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = flags.FLAGS
   try:
-    predict(config.saved_model, config.input, config.output_dir, overwrite=config.overwrite)
+    if is_video(config.input):
+      predict_video(config.saved_model, config.input, config.output_dir, overwrite=config.overwrite,
+                    write_masks=config.write_masks)
+    else:
+      predict(config.saved_model, config.input, config.output_dir, overwrite=config.overwrite)
   except (OSError, ValueError) as e:
     print(f"segmentation.predict: error: {e}", file=sys.stderr)
     sys.exit(1)

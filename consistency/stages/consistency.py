@@ -29,6 +29,7 @@ starts from scratch), as the paper continues training its baseline. Evaluation i
 every frame of the validation split), so the two stages' metrics compare directly.
 """
 
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -99,10 +100,27 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
         seed=config.seed + 1, include_ground_truth=config.geometry == "ground_truth",
         augment=clips.augment_lib.AugmentConfig() if training else None)
 
+  def pair_scenes(self):
+    """The training scenes the pairs come from, each with the K its teachers learned when they learned one per
+    video (--dm_intrinsics=per_video: the video's own K may be unknown, a stand-in)."""
+    scenes = self.scenes("train")
+    learned = (depth_motion_stage.learned_intrinsics(self.teacher_dir)
+               if self.config.geometry == "learned" and self.consistency_active else None)
+    if learned is None:
+      return scenes
+    missing = [scene.name for scene in scenes if scene.name not in learned]
+    if missing:
+      raise ValueError(f"The teachers in {self.teacher_dir} learned no K for the training video(s) {missing[:5]} "
+                       f"(they learned one for {sorted(learned)[:5]}): train the teachers on these videos.")
+    size = (self.config.height, self.config.width)
+    return [dataclasses.replace(scene, intrinsics=geometry.resize_intrinsics(learned[scene.name], size,
+                                                                             scene.color_size).numpy())
+            for scene in scenes]
+
   def train_dataset(self, start_step):
     labelled = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True,
                                      skip_batches=start_step).map(_flat_labelled)
-    pairs = clips.clips(self.scenes("train"), self.pair_config(True), training=True, skip_batches=start_step)
+    pairs = clips.clips(self.pair_scenes(), self.pair_config(True), training=True, skip_batches=start_step)
     keep = ("image", "intrinsics", "depth", "pose")
     pairs = pairs.map(lambda b: {key: b[key] for key in keep if key in b})
     return tf.data.Dataset.zip(labelled, pairs).map(lambda a, b: {**a, **b})

@@ -12,7 +12,7 @@ video, prefixed "training_video/" (the later stages use the teachers on the trai
 their geometry has to be right; the validation split measures generalization to unseen rooms). A metric that the
 data cannot give is left out (never reported as 0 or null), with one warning naming it and why: depth_* without
 ground-truth depth (Cityscapes, CamVid, raw KITTI), the pose errors without camera poses, the intrinsics errors
-without a true K (CamVid without --camvid_intrinsics, whose K is a stand-in); the counts depth_images, pairs and
+without a true K (CamVid without --camvid_intrinsics, a video without intrinsics: a stand-in K); the counts depth_images, pairs and
 pose_pairs (pairs with known poses) always stay:
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
                   scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
@@ -55,6 +55,8 @@ from depth_motion import metrics as metrics_lib
 from depth_motion import motion_net as motion_net_lib
 
 MODEL_CONFIG_FILE = "depth_motion.json"
+# With --dm_intrinsics=per_video: each training video's learned K (`write_learned_intrinsics`, `learned_intrinsics`).
+INTRINSICS_FILE = "intrinsics.json"
 _DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "delta1")
 _INTRINSICS = ("fx", "fy", "cx", "cy")
 _POSE_METRICS = ("rotation_error_deg", "true_rotation_deg", "translation_angle_deg")
@@ -73,7 +75,8 @@ def network_settings(config):
                      "correlation_radius": config.dm_motion_correlation_radius,
                      "pose_solver": config.dm_motion_pose_solver,
                      "match_radius": config.dm_motion_match_radius},
-          "input_size": [config.height, config.width]}
+          "input_size": [config.height, config.width],
+          "intrinsics": config.dm_intrinsics}
 
 
 def build_networks(settings):
@@ -140,6 +143,49 @@ def load_teachers(stage_dir):
   return networks, settings
 
 
+def write_learned_intrinsics(stage_dir, scenes, learned, size):
+  """Writes `stage_dir`/intrinsics.json: each video's learned K at the working `size` and at the video's own size.
+
+    {"working_size": [h, w], "videos": {name: {"native_size": [H, W], "native": [fx, fy, cx, cy],
+                                               "working": [fx, fy, cx, cy]}}}
+
+  Args:
+    scenes: the training scenes (`scannet.SceneIndex`), in the table's order.
+    learned: [S, 3, 3] K of each scene at `size`.
+    size: (height, width) the K refer to.
+  """
+  videos = {}
+  for scene, k in zip(scenes, np.asarray(learned, np.float32)):
+    native_size = scene.native_size or scene.color_size
+    native = geometry.resize_intrinsics(k, size, native_size)
+    videos[scene.name] = {"native_size": [int(v) for v in native_size],
+                          "native": [round(float(v), 3) for v in geometry.intrinsics_params(native)],
+                          "working": [round(float(v), 4) for v in geometry.intrinsics_params(k)]}
+  path = os.path.join(stage_dir, INTRINSICS_FILE)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump({"working_size": [int(v) for v in size], "videos": videos}, f, indent=2)
+  os.replace(path + ".tmp", path)
+
+
+def learned_intrinsics(stage_dir):
+  """{video name: [3, 3] float32 K at the working size} that teachers trained with --dm_intrinsics=per_video learned,
+  or None for teachers that learned no per-video K (or do not exist yet)."""
+  try:
+    with open(os.path.join(stage_dir, MODEL_CONFIG_FILE), encoding="utf-8") as f:
+      mode = json.load(f).get("intrinsics")
+  except FileNotFoundError:
+    return None
+  if mode != "per_video":
+    return None
+  path = os.path.join(stage_dir, INTRINSICS_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: the teachers in {stage_dir} learned one K per video, which their "
+                            "evaluation writes there; finish (or rerun) their depth_motion stage.")
+  with open(path, encoding="utf-8") as f:
+    videos = json.load(f)["videos"]
+  return {name: geometry.make_intrinsics(*video["working"]).numpy() for name, video in videos.items()}
+
+
 def predict(models, images, step=None, training=False, intrinsics=None, residual_ramp=None, depths=None):
   """Depth of every frame and motion of every directed pair of clips: the stage's forward pass (and the teachers').
 
@@ -180,12 +226,6 @@ def predict(models, images, step=None, training=False, intrinsics=None, residual
   return depths, {pair: {key: split[key][k] for key in split} for k, pair in enumerate(pairs)}
 
 
-def has_true_intrinsics(config):
-  """Whether the dataset's K is a calibration the learned K can be scored against: not CamVid's stand-in
-  (`camvid.default_intrinsics`, used when no --camvid_intrinsics are given)."""
-  return not (config.dataset == "camvid" and not config.camvid_intrinsics)
-
-
 @stage_lib.register("depth_motion")
 class DepthMotionStage(video.VideoStage):
   """Unsupervised depth, egomotion and intrinsics (Depth from Videos in the Wild)."""
@@ -195,14 +235,26 @@ class DepthMotionStage(video.VideoStage):
     self.weights = losses_lib.loss_weights(dict(config.dm_loss_weights), preset=config.dm_loss_preset)
     self._ramp = tuple(config.dm_residual_ramp_steps)
     self._models = None
-    self.true_intrinsics = has_true_intrinsics(config)
+
+  @property
+  def true_intrinsics(self):
+    """Whether every scene's K is a calibration the learned K can be scored against, not a stand-in for an unknown
+    camera (CamVid without --camvid_intrinsics, a video without intrinsics: `SceneIndex.intrinsics_known`)."""
+    return all(scene.intrinsics_known for split in ("train", "val") for scene in self.scenes(split))
 
   def preflight(self):
     """Checks the working size against DepthNet before the data and the first batches (`Stage.preflight`).
 
     Raises:
       ValueError: --height or --width not a multiple of `depth_net.DIVISOR` (DepthNet's five stride-2 stages).
+      ValueError: --dm_intrinsics=given for scenes without a known K.
     """
+    if self.config.dm_intrinsics == "given" and not self.true_intrinsics:
+      unknown = [s.name for split in ("train", "val") for s in self.scenes(split) if not s.intrinsics_known]
+      raise ValueError(f"--dm_intrinsics=given needs every video's K, but {len(unknown)} scene(s) have none "
+                       f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}): learn them with "
+                       "--dm_intrinsics=per_video (or learned), or give them (--camvid_intrinsics, --video_intrinsics, "
+                       "<video>.intrinsics.txt).")
     divisor = depth_net_lib.DIVISOR
     for name in ("height", "width"):
       value = getattr(self.config, name)
@@ -250,15 +302,18 @@ class DepthMotionStage(video.VideoStage):
     return clips.clips(self.scenes("train"), self.clip_config(True), training=True, skip_batches=start_step)
 
   def eval_dataset(self):
-    """Validation pairs, then as many pairs of the training video (marked by "training_video" = 1)."""
+    """Validation pairs (if the source has validation videos), then as many pairs of the training video (marked by
+    "training_video" = 1)."""
     parts = []
     for flag, split in ((0.0, "val"), (1.0, "train")):
+      if split == "val" and not self.has_validation():
+        continue
       ds = clips.ClipSource(self.scenes(split), self.clip_config(False)).dataset(training=False)
       if self.config.eval_max_batches:
         ds = ds.take(self.config.eval_max_batches)
       parts.append(ds.map(lambda batch, flag=flag: dict(
           batch, training_video=tf.fill(tf.shape(batch["image"])[:1], flag))))
-    return parts[0].concatenate(parts[1])
+    return parts[0].concatenate(parts[1]) if len(parts) == 2 else parts[0]
 
   # ------------------------------------------------------------------------------------------------------------
   # Losses.
@@ -351,9 +406,13 @@ class DepthMotionStage(video.VideoStage):
     validation = {name: value for name, value in totals.items() if not name.startswith(prefix)}
     training = {name[len(prefix):]: value for name, value in totals.items() if name.startswith(prefix)}
     absent = []  # (metric names, why)
-    result = self._split_result(validation, "", "validation", absent)
+    result = self._split_result(validation, "", "validation", absent) if self.scenes("val") else {}
     result.update(self._split_result(training, prefix, "training-video", absent))
     if self.config.dm_intrinsics == "per_video":
+      scenes = self.scenes("train")
+      write_learned_intrinsics(os.path.join(self.config.model_dir, self.name), scenes,
+                               self._models["intrinsics"](tf.range(len(scenes))), (self.config.height,
+                                                                                     self.config.width))
       if self.true_intrinsics:
         result.update(self._table_errors())
       else:
@@ -412,8 +471,9 @@ class DepthMotionStage(video.VideoStage):
     return ""
 
   def _no_true_intrinsics(self):
-    return (f"dataset={self.config.dataset} has no camera calibration and no --camvid_intrinsics were given: its K "
-            "is a stand-in, not a truth to measure the learned K against")
+    return (f"dataset={self.config.dataset} has no camera calibration (none was given: --camvid_intrinsics, "
+            "--video_intrinsics, <video>.intrinsics.txt): its K is a stand-in, not a truth to measure the learned K "
+            "against")
 
   def _table_errors(self):
     """Relative errors of each training video's learned K against its true K, averaged over the videos."""

@@ -32,7 +32,6 @@ Before training (`preflight`), the working size is checked against the loss leve
 images at each), the flow levels against the encoder's, and --efc_labelled_pairs against the batch and the labels.
 """
 
-import json
 import os
 
 from absl import logging
@@ -49,6 +48,7 @@ from datasets import clips
 from datasets import sources
 from datasets import visualize
 from depth_motion import flow_net as flow_net_lib
+from segmentation import export as export_lib
 from segmentation import metrics as metrics_lib
 from segmentation import segmenter as segmenter_lib
 
@@ -168,11 +168,9 @@ class EfcStage(video.VideoStage):
   def build_models(self):
     segmenter = segmenter_lib.build_segmenter(self.segmenter_config)
     flow_net = flow_net_lib.build_flow_net(self.new_flow_net(), segmenter.backbone.channels)
-    stage_dir = os.path.join(self.config.model_dir, self.name)
-    os.makedirs(stage_dir, exist_ok=True)
-    with open(os.path.join(stage_dir, segmentation_stage.SEGMENTER_CONFIG_FILE), "w", encoding="utf-8") as f:
-      json.dump({"config": self.segmenter_config.to_dict(), "input_size": [self.config.height, self.config.width]},
-                f, indent=2)
+    export_lib.write_run(os.path.join(self.config.model_dir, self.name), self.segmenter_config,
+                         (self.config.height, self.config.width), sources.class_names(self.source),
+                         sources.palette(self.source))
     return {"segmenter": segmenter, "flow_net": flow_net}
 
   # --------------------------------------------------------------------------------------------------------------
@@ -232,6 +230,8 @@ class EfcStage(video.VideoStage):
     return np.concatenate([labelled, np.setdiff1d(source.clip_starts, labelled)]), len(labelled)
 
   def eval_dataset(self):
+    if not self.has_validation():
+      return None
     starts, _ = self.eval_starts()
     ds = self.eval_source().dataset(training=False, starts=starts)
     ds = ds.map(lambda b: {k: b[k] for k in ("image", "label", "depth", "pose", "intrinsics")})

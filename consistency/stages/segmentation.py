@@ -7,7 +7,6 @@ a confusion matrix over all evaluation pixels. Besides checkpoints the stage wri
 ({"config": SegmenterConfig, "input_size": [H, W]}), which `python -m segmentation.export` reads.
 """
 
-import json
 import os
 
 import tensorflow as tf
@@ -80,11 +79,9 @@ class SegmentationStage(video.VideoStage):
 
   def build_models(self):
     model = segmenter_lib.build_segmenter(self.segmenter_config)
-    stage_dir = os.path.join(self.config.model_dir, self.name)
-    os.makedirs(stage_dir, exist_ok=True)
-    with open(os.path.join(stage_dir, SEGMENTER_CONFIG_FILE), "w", encoding="utf-8") as f:
-      json.dump({"config": self.segmenter_config.to_dict(), "input_size": [self.config.height, self.config.width]},
-                f, indent=2)
+    export_lib.write_run(os.path.join(self.config.model_dir, self.name), self.segmenter_config,
+                         (self.config.height, self.config.width), sources.class_names(self.source),
+                         sources.palette(self.source))
     return {"segmenter": model}
 
   def train_dataset(self, start_step):
@@ -92,6 +89,8 @@ class SegmentationStage(video.VideoStage):
     return ds.map(_single_frames)
 
   def eval_dataset(self):
+    if not self.has_validation():
+      return None
     ds = clips.ClipSource(self.scenes("val"), self.clip_config(False)).dataset(training=False).map(_single_frames)
     if self.config.eval_max_batches:
       ds = ds.take(self.config.eval_max_batches)
@@ -116,6 +115,6 @@ class SegmentationStage(video.VideoStage):
 
   def summary_images(self, batch, outputs):
     prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
-    colors = visualize.palette(sources.class_set(self.source))
+    colors = sources.palette(self.source)
     return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction, colors),
             "label": visualize.colorize_labels(outputs["label"], colors)}

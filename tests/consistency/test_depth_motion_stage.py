@@ -16,6 +16,8 @@ from consistency import stage as stage_lib
 from consistency import train
 from consistency.stages import depth_motion as depth_motion_stage
 from datasets import ground_truth
+from tests.datasets import fixtures
+from depth_motion import intrinsics_table as intrinsics_table_lib
 from depth_motion import losses as losses_lib
 from depth_motion import metrics as metrics_lib
 
@@ -292,19 +294,22 @@ def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_pa
   assert len(warnings) == 1 and "warp_epe_px, zero_flow_epe_px (no validation pair has both ground-truth depth and " \
       "camera poses)" in warnings[0]
 
-  camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path)))
+  camvid_root = fixtures.write_camvid(str(tmp_path / "CamVid"))
+  camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root))
   assert not camvid.true_intrinsics
-  assert depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path),
+  assert depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root,
                                                      camvid_intrinsics=(400.0, 400.0, 240.0, 180.0))).true_intrinsics
   no_k = _split_totals(0, 0, 0, intrinsics=False)  # eval_step computes no intrinsics errors against a stand-in
   metrics, warnings = _eval_result(camvid, _totals(no_k, no_k))
   assert not [name for name in metrics if "relative_error" in name]
   assert len(warnings) == 1 and "fx_relative_error, fy_relative_error, cx_relative_error, cy_relative_error " \
-      "(dataset=camvid has no camera calibration and no --camvid_intrinsics were given: its K is a stand-in" in \
+      "(dataset=camvid has no camera calibration (none was given: --camvid_intrinsics, --video_intrinsics, " \
+      "<video>.intrinsics.txt): its K is a stand-in" in \
       warnings[0]
   # Per-video intrinsics are scored against each training video's K: not against a stand-in either.
-  per_video = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=str(tmp_path),
+  per_video = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root,
                                                           dm_intrinsics="per_video"))
+  per_video._models = {"intrinsics": intrinsics_table_lib.IntrinsicsTable(len(per_video.scenes("train")), (64, 64))}
   metrics, warnings = _eval_result(per_video, _totals(no_k, no_k))
   assert not [name for name in metrics if "relative_error" in name] and "fx_relative_error," in warnings[0]
 

@@ -1,8 +1,8 @@
 """Tiny datasets written in exactly their distributed layouts, with known content, for reader and inspect tests.
 
 ScanNet scenes (`write_scene`, `write_dataset`), Cityscapes snippets (`write_cityscapes`), SegNet's CamVid folder
-(`write_camvid`) and KITTI flow 2015 pairs (`write_kitti_flow`); `write_png` writes 8- or 16-bit PNGs without PIL or
-TensorFlow, so the readers' decoders are checked against an independent encoder.
+(`write_camvid`), KITTI flow 2015 pairs (`write_kitti_flow`) and H.264 videos (`write_video`); `write_png` writes 8-
+or 16-bit PNGs without PIL or TensorFlow, so the readers' decoders are checked against an independent encoder.
 
 Content of frame k of a ScanNet scene (color image of height H, width W):
   color  R = 8 x, G = 10 y (exact ramps: a resized image tells which original pixel it shows), B = region shade + 20 k.
@@ -342,3 +342,27 @@ def write_kitti_flow(root, num_pairs=2, calibrated=(0,)):
       with open(_mkdirs(os.path.join(training, "calib_cam_to_cam", f"{i:06d}.txt")), "w", encoding="utf-8") as f:
         f.write(f"calib_time: 09-Jan-2012 13:57:47\nP_rect_00: {KITTI_P_RECT_02}\nP_rect_02: {KITTI_P_RECT_02}\n")
   return root
+
+
+def write_video(path, frames, fps=30):
+  """Writes RGB uint8 `frames` ([H, W, 3] each, even H and W) as an H.264 video (lossless: 4:4:4, qp 0, so a decoded
+  frame differs from the written one only by the RGB <-> YUV rounding)."""
+  import av  # pylint: disable=import-outside-toplevel
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("libx264", rate=fps, options={"qp": "0"})
+    stream.height, stream.width = frames[0].shape[:2]
+    stream.pix_fmt = "yuv444p"
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  return str(path)
+
+
+def video_frame(index, size=(60, 90)):
+  """Frame `index` of the test videos: smooth ramps that move with the index (R), a fixed ramp (G), a shade (B)."""
+  height, width = size
+  y, x = np.mgrid[0:height, 0:width]
+  red = (2 * x + 3 * index) % 256
+  return np.stack([red, (3 * y) % 256, np.full_like(x, (20 * index) % 256)], axis=-1).astype(np.uint8)

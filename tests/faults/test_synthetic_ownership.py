@@ -48,7 +48,7 @@ def test_training_on_a_real_root_without_dataset_flag_is_refused_untouched(tmp_p
   _user_scannet(tmp_path)
   before = _snapshot(tmp_path)
   spec = sources.SourceSpec(dataset="synthetic", root=str(tmp_path), synthetic_scenes=2, synthetic_frames=2,
-                            synthetic_size=(12, 16))
+                            size=(12, 16))
   with pytest.raises(ValueError, match="Refusing to write there"):
     sources.load_scenes(spec, "train")
   assert _snapshot(tmp_path) == before
