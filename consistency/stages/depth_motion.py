@@ -161,6 +161,7 @@ def write_learned_intrinsics(stage_dir, scenes, learned, size):
     videos[scene.name] = {"native_size": [int(v) for v in native_size],
                           "native": [round(float(v), 3) for v in geometry.intrinsics_params(native)],
                           "working": [round(float(v), 4) for v in geometry.intrinsics_params(k)]}
+  os.makedirs(stage_dir, exist_ok=True)
   path = os.path.join(stage_dir, INTRINSICS_FILE)
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     json.dump({"working_size": [int(v) for v in size], "videos": videos}, f, indent=2)
