@@ -36,17 +36,15 @@ control against class frequency, lowest fraction, first geometry, mean over seed
 import dataclasses
 import json
 import os
-import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from consistency import grid
 from consistency import paired_stats
-from consistency import trainer as trainer_lib
 
 # Table 2's rows: the consistency weights (uniform, label prior, edge prior, cross-entropy) of each weighting.
 WEIGHTINGS = {
@@ -59,50 +57,10 @@ WEIGHTINGS = {
 }
 _WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_edge_prior",
                  "consistency_cross_entropy")
-METRICS_FILE = "metrics.json"
-# Written into a run's folder when it finishes: {"seconds": its wall-clock time}.
-RUNTIME_FILE = "runtime.json"
 # A baseline has plateaued when its validation mIoU moves by at most this much over the last quarter of its steps.
 PLATEAU_TOLERANCE = 0.01
 # Evaluations per baseline run (its learning curve).
 BASELINE_EVALUATIONS = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """One training command: where it writes, which stage's metrics it ends with, and its flag overrides."""
-  name: str
-  model_dir: str
-  stage: str
-  steps: int
-  overrides: tuple
-
-  def metrics_path(self):
-    return os.path.join(self.model_dir, self.stage, METRICS_FILE)
-
-  def finished(self):
-    """Whether the stage's metrics.json exists and was written at its last step."""
-    path = self.metrics_path()
-    if not os.path.exists(path):
-      return False
-    with open(path, encoding="utf-8") as f:
-      return json.load(f).get("step") == self.steps
-
-  def metrics(self):
-    with open(self.metrics_path(), encoding="utf-8") as f:
-      return json.load(f)
-
-  def seconds(self):
-    """The run's wall-clock time when this driver made it (0 if it has not finished or was made otherwise)."""
-    try:
-      with open(os.path.join(self.model_dir, RUNTIME_FILE), encoding="utf-8") as f:
-        return float(json.load(f)["seconds"])
-    except (OSError, ValueError, KeyError):
-      return 0.0
-
-  def history(self):
-    """{step: metrics} of the run's evaluations ({} if none was made)."""
-    return trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +98,11 @@ class Plan:
     return os.path.join(self.output, f"f{fraction:g}_s{seed}")
 
   def teacher_run(self):
-    return Run("teachers", self.teacher_dir, "depth_motion", self.teacher_steps,
+    return grid.Run("teachers", self.teacher_dir, "depth_motion", self.teacher_steps,
                (f"--flagfile={self.teacher_flagfile}", f"--train_steps={self.teacher_steps}"))
 
   def baseline_run(self, fraction, seed):
-    return Run(f"baseline f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), "baseline"),
+    return grid.Run(f"baseline f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), "baseline"),
                "segmentation", self.baseline_steps,
                (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
                 f"--seed={seed}", f"--train_steps={self.baseline_steps}",
@@ -166,7 +124,7 @@ class Plan:
         overrides.append(f"--consistency_teacher_dir={os.path.join(self.teacher_dir, 'depth_motion')}")
     if pseudo_label:
       overrides.append("--pseudo_label_weight=1")
-    return Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
+    return grid.Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
                stage, self.continue_steps, tuple(overrides))
 
   def variants(self):
@@ -208,42 +166,6 @@ class Plan:
     return runs
 
 
-def execute(run, dry_run=False):
-  """Runs `run` unless it has finished; returns the seconds it took (0 when skipped)."""
-  if run.finished():
-    logging.info("%s: finished earlier (%s), skipped.", run.name, run.metrics_path())
-    return 0.0
-  command = [sys.executable, "-m", "consistency.train", f"--model_dir={run.model_dir}", *run.overrides]
-  logging.info("%s: %s", run.name, " ".join(command))
-  if dry_run:
-    return 0.0
-  os.makedirs(run.model_dir, exist_ok=True)
-  log_path = os.path.join(run.model_dir, "train.log")
-  start = time.time()
-  with open(log_path, "a", encoding="utf-8") as log:
-    code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-  if code != 0 or not run.finished():
-    raise RuntimeError(f"{run.name} failed (exit status {code}); see {log_path}")
-  seconds = time.time() - start
-  with open(os.path.join(run.model_dir, RUNTIME_FILE), "w", encoding="utf-8") as f:
-    json.dump({"seconds": seconds}, f)
-  return seconds
-
-
-def _mean_std(values):
-  """(mean, standard deviation, count) of the values that exist (None = a run that was not made)."""
-  values = [v for v in values if v is not None]
-  if not values:
-    return None, None, 0
-  return float(np.mean(values)), float(np.std(values)), len(values)
-
-
-def _format(mean, std, count):
-  if mean is None:
-    return "-"
-  return f"{mean:.4f} ± {std:.4f}" if count > 1 else f"{mean:.4f} (1 seed)"
-
-
 def collect(plan):
   """{fraction: {variant: [metrics of each seed, None where missing]}} over every run of the plan."""
   results = {}
@@ -280,7 +202,7 @@ def table1(plan, results):
            " | ".join(f"{v} - control [95 % interval]" for v in plan.variants()) + " |",
            "|" + "---|" * (1 + len(columns) + len(plan.variants()))]
   for fraction in sorted(plan.fractions):
-    cells = [_format(*_mean_std(_miou(results[fraction][c]))) for c in columns]
+    cells = [grid.format_mean(*grid.mean_std(_miou(results[fraction][c]))) for c in columns]
     gains = [_format_gain(_gain_on_control(results[fraction], variant)) for variant in plan.variants()]
     frames = [m["labelled_frames"] for m in results[fraction]["baseline"] if m and "labelled_frames" in m]
     label = f"{fraction * 100:g} %" + (f" ({frames[0]} frames)" if frames else "")
@@ -357,7 +279,7 @@ def table2(plan, results):
   lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control "
            "[95 % interval] |", "|---|---|---|"]
   for label, variant in rows.items():
-    mious = _format(*_mean_std(_miou(results[fraction][variant])))
+    mious = grid.format_mean(*grid.mean_std(_miou(results[fraction][variant])))
     gain = _format_gain(_gain_on_control(results[fraction], variant))
     lines.append(f"| {label} | {mious} | {gain} |")
   return "\n".join(lines)
@@ -404,17 +326,6 @@ def figure2(rows, path, title):
   plt.close(fig)
 
 
-def provenance(argv):
-  """{"command", "date", "commit"} of this invocation (commit: `git describe --always --dirty`, or "unknown")."""
-  try:
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    commit = "unknown"
-  return {"command": " ".join(["python -m consistency.paper_tables", *argv[1:]]),
-          "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit}
-
-
 def report(plan, results, seconds, origin=None):
   """Writes results.md, results.json and figure2.png into plan.output; returns the markdown.
 
@@ -422,7 +333,7 @@ def report(plan, results, seconds, origin=None):
     plan: the `Plan`.
     results: `collect(plan)`.
     seconds: wall-clock time of the runs this invocation made.
-    origin: `provenance(argv)` of this invocation, or None.
+    origin: `grid.provenance(...)` of this invocation, or None.
   """
   made = [run for run in plan.runs() if run.finished()]
   grid_minutes = sum(run.seconds() for run in made) / 60
@@ -524,9 +435,9 @@ def main(argv):
   seconds = 0.0
   for index, run in enumerate([] if FLAGS.report_only else runs, start=1):
     logging.info("Run %d / %d.", index, len(runs))
-    seconds += execute(run, FLAGS.dry_run)
+    seconds += grid.execute(run, FLAGS.dry_run)
   if not FLAGS.dry_run:
-    print(report(plan, collect(plan), seconds, provenance(sys.argv)))
+    print(report(plan, collect(plan), seconds, grid.provenance("consistency.paper_tables", sys.argv)))
     print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
 
 

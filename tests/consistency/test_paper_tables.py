@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from consistency import grid
 from consistency import paper_tables
 
 
@@ -67,7 +68,7 @@ def test_finished_runs_are_skipped_and_unfinished_ones_are_not(tmp_path):
   assert not run.finished()
   _write_metrics(run, 0.1, {})
   assert run.finished()
-  assert paper_tables.execute(run) == 0.0
+  assert grid.execute(run) == 0.0
 
 
 def test_report_tables_and_figure_from_metrics(tmp_path):
@@ -138,7 +139,7 @@ def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path)
       if variant == "baseline":
         with open(run.metrics_path(), "w", encoding="utf-8") as f:
           json.dump({"step": run.steps, "miou": miou, "per_class": {}, "labelled_frames": 16}, f)
-      with open(os.path.join(run.model_dir, paper_tables.RUNTIME_FILE), "w", encoding="utf-8") as f:
+      with open(os.path.join(run.model_dir, grid.RUNTIME_FILE), "w", encoding="utf-8") as f:
         json.dump({"seconds": 30.0}, f)
   origin = {"command": "python -m consistency.paper_tables --output=X", "date": "2026-12-06 21:00 UTC",
             "commit": "abc1234"}
@@ -156,7 +157,7 @@ def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path)
 
 
 def test_provenance_names_the_command_and_commit():
-  origin = paper_tables.provenance(["paper_tables.py", "--output=/tmp/x", "--seeds=0"])
+  origin = grid.provenance("consistency.paper_tables", ["paper_tables.py", "--output=/tmp/x", "--seeds=0"])
   assert origin["command"] == "python -m consistency.paper_tables --output=/tmp/x --seeds=0"
   assert origin["commit"] and origin["date"]
 
