@@ -351,13 +351,20 @@ class EfcStage(video.VideoStage):
     return " (it needs depth and camera poses: no evaluated pixel has both)"
 
   def summary_images(self, batch, outputs):
-    images = {"image": outputs["image"], "label": visualize.colorize_labels(outputs["label"])}
+    """The frame, its label and prediction, the flow (colour wheel), the occlusion maps, and "side_by_side": frame |
+    flow | occlusion | prediction in one image per pair."""
+    colors = sources.palette(self.source)
+    images = {"image": outputs["image"], "label": visualize.colorize_labels(outputs["label"], colors)}
     if "logits" in outputs:
-      images["prediction"] = visualize.colorize_labels(tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32))
+      images["prediction"] = visualize.colorize_labels(tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32),
+                                                       colors)
     if "flow" in outputs:
       forward = tf.shape(outputs["image"])[0]  # the first half of the directed pairs: a -> b
       images["flow"] = visualize.colorize_flow(outputs["flow"][:forward])
       for name in ("occlusion", "occlusion_target", "segmentation_error"):
         if name in outputs:
           images[name] = visualize.colorize_mask(outputs[name][:forward])
+    panels = [tf.image.convert_image_dtype(outputs["image"], tf.uint8, saturate=True)]
+    panels += [images[name] for name in ("flow", "occlusion", "prediction") if name in images]
+    images["side_by_side"] = tf.concat(panels, axis=2)
     return images

@@ -1,6 +1,7 @@
 """The EFC stage on a tiny synthetic dataset: training, evaluation metrics, ablation switches, export contract."""
 
 import copy
+import glob
 import json
 import os
 import unittest.mock
@@ -59,7 +60,12 @@ def test_efc_stage_trains_evaluates_and_exports_the_segmenter(tmp_path, data_roo
   assert metrics["eval_pixels"] > 0 and metrics["num_pixels"] == 4 * 64 * 96
   assert 0.0 <= metrics.get("occlusion_f1", 0.0) <= 1.0  # absent when nothing is, or is predicted, occluded
   assert None not in metrics.values()
-  assert os.path.isdir(os.path.join(stage_dir, "train"))  # summaries, images included
+  # TensorBoard images: the flow (colour wheel), occlusion and prediction, also side by side with the frame.
+  tags = set()
+  for path in glob.glob(os.path.join(stage_dir, "train", "events.*")):
+    for record in tf.data.TFRecordDataset(path):
+      tags |= {value.tag for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value}
+  assert {"flow", "occlusion", "prediction", "side_by_side"} <= tags
   # The export reads the segmenter alone from the efc stage's directory (segmenter.json + the "segmenter" part).
   segmenter_config, input_size = export.read_run(config.model_dir, stage="efc")
   assert input_size == (64, 96) and segmenter_config.nasfpn_filters == 16
