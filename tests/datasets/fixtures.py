@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from datasets import to_video
 from depth_motion import geometry
 
 DEFAULT_INTRINSICS = np.array([[30.0, 0.0, 15.2], [0.0, 28.0, 11.7], [0.0, 0.0, 1.0]], np.float32)
@@ -345,18 +346,8 @@ def write_kitti_flow(root, num_pairs=2, calibrated=(0,)):
 
 
 def write_video(path, frames, fps=30):
-  """Writes RGB uint8 `frames` ([H, W, 3] each, even H and W) as an H.264 video (lossless: 4:4:4, qp 0, so a decoded
-  frame differs from the written one only by the RGB <-> YUV rounding)."""
-  import av  # pylint: disable=import-outside-toplevel
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("libx264", rate=fps, options={"qp": "0"})
-    stream.height, stream.width = frames[0].shape[:2]
-    stream.pix_fmt = "yuv444p"
-    for frame in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
+  """Writes RGB uint8 `frames` ([H, W, 3] each, even H and W) as a lossless H.264 video (`to_video.write_video`)."""
+  to_video.write_video(path, frames, fps, lossless=True)
   return str(path)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from datasets import scannet
 from datasets import sources
+from datasets import to_video
 from datasets import video
 from datasets.labels import DataError
 from tests.datasets import fixtures
@@ -203,3 +204,24 @@ def test_a_label_of_the_same_aspect_at_another_size_is_resized(root, tmp_path):
 def test_natural_order():
   names = ["f10.png", "f2.png", "F1.png", "f11.png"]
   assert sorted(names, key=video.natural_key) == ["F1.png", "f2.png", "f10.png", "f11.png"]
+
+
+def test_scannet_layout_scenes_convert_to_your_own_video_and_read_back(tmp_path):
+  scannet_root = tmp_path / "scannet"
+  fixtures.write_dataset(str(scannet_root))  # scene0000_00 (train, 4 usable frames, NYU40 labels), scene0001_00 (val)
+  output = tmp_path / "videos"
+  assert to_video.convert(str(scannet_root), str(output), label_every=2) == ["scene0000_00", "scene0001_00"]
+  with open(output / to_video.TRUE_INTRINSICS_FILE, encoding="utf-8") as f:
+    truth = json.load(f)
+  settings = video.VideoSettings(size=(24, 32))
+  scenes = {s.name: s for s in video.read_scenes(output, None, settings, str(tmp_path / "cache"))}
+  source = {s.name: s for s in scannet.read_scenes(str(scannet_root))}
+  assert scenes["scene0000_00"].num_frames == source["scene0000_00"].num_frames
+  assert scenes["scene0000_00"].labelled_frame_ids() == (0, 2)  # frame positions 0 and 2 of the usable frames
+  frame = scenes["scene0000_00"].load(2, (24, 32))
+  np.testing.assert_array_equal(frame["label"], source["scene0000_00"].load(2, (24, 32))["label"])
+  assert [s.name for s in video.read_scenes(output, "val", settings, str(tmp_path / "cache"))] == ["scene0001_00"]
+  k = source["scene0000_00"].intrinsics
+  assert truth["scene0000_00"] == pytest.approx([k[0, 0], k[1, 1], k[0, 2], k[1, 2]])
+  with pytest.raises(FileExistsError, match="is not empty"):
+    to_video.convert(str(scannet_root), str(output))
