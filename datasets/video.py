@@ -7,7 +7,8 @@ The layout of the root (`--dataset=video --data_root=DIR`):
   <name>.intrinsics.txt                     optional: "fx fy cx cy" of that video at its own size
   labels/classes.json                       the class names, {"names": [...], "palette": [[r, g, b], ...]} (palette
                                             optional); needed when labels/ exists
-  labels/<name>/<frame index>.png           optional, sparse: 8-bit class ids (0 .. classes - 1), 255 = ignore. The
+  labels/<name>/<frame index>.png           optional, sparse: 8-bit class ids (0 .. classes - 1), 255 = ignore, as a
+                                            grey or palette PNG (a palette PNG's indices are the ids). The
                                             index counts the video's frames from 0 as decoded, before subsampling (a
                                             folder's frames in natural order)
   val.txt                                   optional: the names of the validation scenes, one per line (or `val=`)
@@ -355,7 +356,7 @@ def _check_label(path, source, record, num_classes, classes_path):
     raise DataError(f"Label {path} is for frame {index}, which the subsampling drops: 1 frame in {step} of "
                     f"{source.path} is kept (frames {step * (index // step)} and {step * (index // step + 1)} are "
                     "kept). Label a kept frame, or change --video_fps.")
-  header = png.check_header(path, "label image (8-bit class ids)", 8, (png.GRAY,))
+  header = png.check_header(path, "label image (8-bit class ids)", 8, (png.GRAY, png.PALETTE))
   height, width = header.size
   native_height, native_width = record["native_size"]
   if abs(height * native_width - width * native_height) > max(native_width, native_height):
@@ -385,8 +386,9 @@ def import_labels(source, record, folder, root, num_classes):
     try:
       height, width = record["size"]
       for index, path in indices.items():
-        with Image.open(path) as image:
-          image.resize((width, height), Image.NEAREST).save(os.path.join(temporary, f"{index:06d}.png"))
+        with Image.open(path) as image:  # a palette PNG's indices are its class ids: saved as grey
+          Image.fromarray(np.asarray(image, np.uint8)).resize((width, height), Image.NEAREST).save(
+              os.path.join(temporary, f"{index:06d}.png"))
       try:
         os.rename(temporary, target)
       except OSError:

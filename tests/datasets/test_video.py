@@ -201,6 +201,15 @@ def test_a_label_of_the_same_aspect_at_another_size_is_resized(root, tmp_path):
   assert walk.labelled_frame_ids() == (3, 9) and 2 in walk.load(3, SIZE)["label"].numpy()
 
 
+def test_a_palette_label_gives_its_indices(root, tmp_path):
+  label = Image.fromarray(_label(value=2), mode="L").convert("P")  # a label tool's palette PNG: index = class id
+  label.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0, 0, 255] * 253)
+  label.save(root / "labels" / "walk" / "000012.png")
+  walk = video.read_scenes(root, "train", SETTINGS, str(tmp_path / "cache"))[1]
+  loaded = walk.load(walk.frame_ids.index(12), SIZE)["label"].numpy()
+  assert set(np.unique(loaded)) == {0, 2, 255}
+
+
 def test_natural_order():
   names = ["f10.png", "f2.png", "F1.png", "f11.png"]
   assert sorted(names, key=video.natural_key) == ["F1.png", "f2.png", "f10.png", "f11.png"]
