@@ -229,12 +229,8 @@ def main(argv):
               baselines=os.path.abspath(options.baselines) if options.baselines else "",
               fractions=tuple(float(f) for f in options.fractions), seeds=tuple(int(s) for s in options.seeds),
               baseline_steps=options.baseline_steps, continue_steps=options.continue_steps)
-  runs = plan.runs()
-  logging.info("%d runs (%d finished earlier) into %s.", len(runs), sum(r.finished() for r in runs), plan.output)
-  seconds = 0.0
-  for index, run in enumerate([] if options.report_only else runs, start=1):
-    logging.info("Run %d / %d.", index, len(runs))
-    seconds += grid.execute(run, options.dry_run)
+  logging.info("Into %s.", plan.output)
+  seconds = grid.execute_all(plan.runs(), options.dry_run, options.report_only)
   if not options.dry_run:
     os.makedirs(plan.output, exist_ok=True)
     peer_results = peers(plan) if options.peers else None

@@ -78,6 +78,16 @@ def execute(run, dry_run=False):
   return seconds
 
 
+def execute_all(runs, dry_run=False, report_only=False):
+  """Executes the runs in order (none with `report_only`), logging progress; returns the seconds they took."""
+  logging.info("%d runs (%d finished earlier).", len(runs), sum(run.finished() for run in runs))
+  seconds = 0.0
+  for index, run in enumerate([] if report_only else runs, start=1):
+    logging.info("Run %d / %d.", index, len(runs))
+    seconds += execute(run, dry_run)
+  return seconds
+
+
 def mean_std(values):
   """(mean, standard deviation, count) of the values that exist (None = a run that was not made)."""
   values = [v for v in values if v is not None]

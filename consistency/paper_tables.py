@@ -430,12 +430,8 @@ def main(argv):
               fractions=tuple(float(f) for f in FLAGS.fractions), seeds=tuple(int(s) for s in FLAGS.seeds),
               geometries=tuple(FLAGS.geometries), baseline_steps=FLAGS.baseline_steps,
               continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps, pseudo_label=FLAGS.pseudo_label)
-  runs = plan.runs()
-  logging.info("%d runs (%d finished earlier) into %s.", len(runs), sum(r.finished() for r in runs), plan.output)
-  seconds = 0.0
-  for index, run in enumerate([] if FLAGS.report_only else runs, start=1):
-    logging.info("Run %d / %d.", index, len(runs))
-    seconds += grid.execute(run, FLAGS.dry_run)
+  logging.info("Into %s.", plan.output)
+  seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only)
   if not FLAGS.dry_run:
     print(report(plan, collect(plan), seconds, grid.provenance("consistency.paper_tables", sys.argv)))
     print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
