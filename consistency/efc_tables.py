@@ -74,17 +74,19 @@ class Plan:
     return os.path.join(self.output, f"f{fraction:g}_s{seed}")
 
   def baseline_run(self, fraction, seed):
-    """paper_tables' baseline: the finished one under --baselines if there is one, else one under --output."""
+    """The cell's own baseline once one was started under --output; else paper_tables' under --baselines when it has
+    finished there; else a new one under --output. (A choice made once stays: the rows' warm start never changes.)"""
     overrides = (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
                  f"--seed={seed}", f"--train_steps={self.baseline_steps}")
     name = f"baseline f={fraction:g} seed={seed}"
-    if self.baselines:
+    own = grid.Run(name, os.path.join(self.cell(fraction, seed), "baseline"), "segmentation", self.baseline_steps,
+                   overrides)
+    if self.baselines and not os.path.exists(own.model_dir):
       shared = grid.Run(name, os.path.join(self.baselines, f"f{fraction:g}_s{seed}", "baseline"), "segmentation",
                         self.baseline_steps, overrides)
       if shared.finished():
         return shared
-    return grid.Run(name, os.path.join(self.cell(fraction, seed), "baseline"), "segmentation", self.baseline_steps,
-                    overrides)
+    return own
 
   def row_run(self, fraction, seed, row):
     baseline = os.path.join(self.baseline_run(fraction, seed).model_dir, "segmentation")
@@ -182,7 +184,7 @@ def report(plan, results, seconds, origin=None, peer_results=None):
             f"every row continues the baseline's segmenter with the efc stage for {plan.continue_steps} steps. "
             f"Validation mIoU mean ± std over seeds; flow metrics are means over seeds at the validation pairs' gap. "
             f"Runtime: {len(made)} of {len(plan.runs())} runs made, {minutes:.1f} min in all (the runs' wall-clock "
-            f"times, baselines made by paper_tables excluded); this invocation {seconds / 60:.1f} min.", "",
+            f"times, shared baselines included); this invocation {seconds / 60:.1f} min.", "",
             table(plan, results), ""]
   ratios = joint_vs_flow_only(plan, results)
   if ratios:
@@ -233,7 +235,12 @@ def main(argv):
   seconds = grid.execute_all(plan.runs(), options.dry_run, options.report_only)
   if not options.dry_run:
     os.makedirs(plan.output, exist_ok=True)
-    peer_results = peers(plan) if options.peers else None
+    peer_results = None
+    if options.peers:
+      try:
+        peer_results = peers(plan)
+      except ImportError as e:
+        logging.warning("No classical flow rows (%s): pip install -e '.[bench]' for OpenCV.", e)
     print(report(plan, collect(plan), seconds, grid.provenance("consistency.efc_tables", sys.argv), peer_results))
 
 

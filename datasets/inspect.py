@@ -78,7 +78,8 @@ class DatasetReader:
 
 
 def _video_scenes(config):
-  settings = video.VideoSettings(size=config.size, fps=config.video_fps, intrinsics=config.video_intrinsics)
+  settings = video.VideoSettings(size=config.size, fps=config.video_fps, intrinsics=config.video_intrinsics,
+                                 val=config.video_val)
   return video.read_scenes(config.root, config.split, settings, os.path.join(sources.CACHE_ROOT, "video"))
 
 
@@ -119,6 +120,7 @@ class InspectConfig:
   check_all: bool = False
   video_fps: float = 0.0
   video_intrinsics: tuple = ()
+  video_val: tuple = ()
 
 
 def inspect(config, out=None):
@@ -136,6 +138,10 @@ def inspect(config, out=None):
   def say(line=""):
     print(line, file=out)
 
+  if not scenes:
+    raise labels_lib.DataError(f"{config.root} has no {config.split or ''} scenes" +
+                               (" (no validation videos: name them with --video_val or in val.txt)"
+                                if config.dataset == "video" and config.split == "val" else "") + ".")
   total = sum(s.num_frames for s in scenes)
   skipped = sum(len(getattr(s, "skipped_frame_ids", ())) for s in scenes)
   say(f"dataset {config.dataset} at {config.root}, split {config.split or 'all'}")
@@ -153,7 +159,7 @@ def inspect(config, out=None):
   if all(getattr(s, "depth_size", None) for s in scenes):
     say("depth resolution(s): " + _sizes_text(collections.Counter(tuple(s.depth_size) for s in scenes)))
   k = np.stack([np.asarray(s.intrinsics) for s in scenes])
-  known = np.isfinite(k).all(axis=(1, 2))
+  known = np.isfinite(k).all(axis=(1, 2)) & np.array([getattr(s, "intrinsics_known", True) for s in scenes])
   if known.any():
     k = k[known]
     params = {"fx": k[:, 0, 0], "fy": k[:, 1, 1], "cx": k[:, 0, 2], "cy": k[:, 1, 2]}
@@ -161,7 +167,7 @@ def inspect(config, out=None):
         ", ".join(f"{n} {v.min():.2f} .. {v.max():.2f}" for n, v in params.items()) +
         ("" if known.all() else f" ({int(np.sum(~known))} scenes without calibration)"))
   else:
-    say("intrinsics: unknown (no calibration files)")
+    say("intrinsics: unknown (no calibration given: a stand-in K is used, which depth_motion can learn)")
 
   if reader.class_names(config.root):
     _print_class_frequencies(scenes, config, reader, say)
@@ -391,6 +397,7 @@ def define_flags():
   flags.DEFINE_float("video_fps", 0.0, "video: frames per second kept (as in training; 0: every frame).")
   flags.DEFINE_list("video_intrinsics", [], "video: fx,fy,cx,cy at each video's own size, for videos without "
                     "<name>.intrinsics.txt (default: unknown, a stand-in is shown).")
+  flags.DEFINE_list("video_val", [], "video: names of the validation videos (default: val.txt at the root, if any).")
   flags.DEFINE_integer("num_samples", 16, "Frames, spread evenly over the dataset, whose labels are counted.",
                        lower_bound=0)
   flags.DEFINE_integer("clip_length", 4, "Consecutive frames shown in the contact sheet.", lower_bound=1)
@@ -407,7 +414,8 @@ def config_from_flags():
                        size=(FLAGS.height, FLAGS.width), num_samples=FLAGS.num_samples,
                        clip_length=FLAGS.clip_length, scene=FLAGS.scene, max_scenes=FLAGS.max_scenes,
                        max_listed=FLAGS.max_listed, check_all=FLAGS.check_all, video_fps=FLAGS.video_fps,
-                       video_intrinsics=tuple(float(v) for v in FLAGS.video_intrinsics))
+                       video_intrinsics=tuple(float(v) for v in FLAGS.video_intrinsics),
+                       video_val=tuple(FLAGS.video_val))
 
 
 def run(config):

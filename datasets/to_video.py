@@ -13,6 +13,7 @@ Writes to --output_dir (a new or empty folder):
                                (not <scene>.intrinsics.txt, which would give the K to training)
 """
 
+import fractions
 import json
 import os
 import sys
@@ -36,7 +37,8 @@ def write_video(path, frames, fps, lossless=False):
   video is), or lossless (4:4:4, qp 0: a decoded frame differs from the written one by the RGB <-> YUV rounding)."""
   import av  # pylint: disable=import-outside-toplevel
   with av.open(str(path), "w") as container:
-    stream = container.add_stream("libx264", rate=int(round(fps)), options={"qp": "0"} if lossless else {"crf": "18"})
+    rate = fractions.Fraction(fps).limit_denominator(1001)  # 29.97 stays 30000/1001
+    stream = container.add_stream("libx264", rate=rate, options={"qp": "0"} if lossless else {"crf": "18"})
     stream.height, stream.width = frames[0].shape[:2]
     stream.pix_fmt = "yuv444p" if lossless else "yuv420p"
     for frame in frames:

@@ -164,7 +164,10 @@ def read_classes(root):
     raise DataError(f"{path}: 'names' must be a list of 1 to 255 class names. Expected {expected}.")
   palette = description.get("palette")
   if palette is not None:
-    array = np.asarray(palette)
+    try:
+      array = np.asarray(palette)
+    except ValueError:  # ragged
+      array = np.zeros([0])
     if array.shape != (len(names), 3) or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
       raise DataError(f"{path}: 'palette' must hold one [r, g, b] (integers 0..255) per class name ({len(names)}). "
                       f"Received shape {list(array.shape)}.")
@@ -378,7 +381,12 @@ def import_labels(source, record, folder, root, num_classes):
     return {}
   classes_path = os.path.join(root, LABELS_DIR, CLASSES_FILE)
   paths = sorted(os.path.join(label_dir, n) for n in os.listdir(label_dir) if not n.startswith("."))
-  indices = {_check_label(path, source, record, num_classes, classes_path): path for path in paths}
+  indices = {}
+  for path in paths:
+    index = _check_label(path, source, record, num_classes, classes_path)
+    if index in indices:
+      raise DataError(f"Labels {indices[index]} and {path} are both for frame {index} of {source.path}: keep one.")
+    indices[index] = path
   key = hashlib.sha1(json.dumps([_file_key(p) for p in paths] + [_CACHE_VERSION]).encode("utf-8")).hexdigest()[:16]
   target = os.path.join(folder, f"labels-{key}")
   if not os.path.isdir(target):

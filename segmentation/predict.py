@@ -338,13 +338,18 @@ def is_video(path):
 
 
 def _open_video(path):
+  """The opened container of a video with a video stream; ValueError naming the file otherwise."""
   import av  # pylint: disable=import-outside-toplevel  (only videos need FFmpeg)
   if os.path.getsize(path) == 0:
     raise ValueError(f"{path} is empty (0 bytes): expected a video file.")
   try:
-    return av.open(path)
+    container = av.open(path)
   except (av.error.FFmpegError, OSError) as e:
     raise ValueError(f"{path} is not a video that FFmpeg can decode: {e}.") from None
+  if not container.streams.video:
+    container.close()
+    raise ValueError(f"{path} has no video stream.")
+  return container
 
 
 def video_outputs(path, output_dir, num_frames=None):
@@ -356,10 +361,13 @@ def video_outputs(path, output_dir, num_frames=None):
 
 
 def _count_frames(path):
-  """The number of frames of the video (decoding it when the container does not say)."""
+  """The number of frames of the video (decoded: containers do not always say)."""
+  import av  # pylint: disable=import-outside-toplevel
   with _open_video(path) as container:
-    stream = container.streams.video[0]
-    return sum(1 for _ in container.decode(stream))
+    try:
+      return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.error.FFmpegError as e:
+      raise ValueError(f"{path}: decoding failed: {e}.") from None
 
 
 def predict_video(saved_model, path, output_dir, overwrite=False, write_masks=False):
@@ -389,36 +397,41 @@ def predict_video(saved_model, path, output_dir, overwrite=False, write_masks=Fa
   temporary = os.path.join(output_dir, f".{os.path.basename(overlay_path)}.tmp-{os.getpid()}.mp4")
   written, start, report_every = [], time.perf_counter(), max(1, num_frames // 20)
   try:
-    with _open_video(path) as source, av.open(temporary, "w") as sink:
-      stream = source.streams.video[0]
-      rate = stream.average_rate or 30
-      encoder = None
-      for index, frame in enumerate(source.decode(stream)):
-        image = frame.to_ndarray(format="rgb24")
-        class_ids = serve(**{INPUT_NAME: tf.constant(image[np.newaxis])})["class_ids"][0].numpy()
-        overlay = blend(image, colorize(class_ids, palette))
-        if encoder is None:
-          encoder = sink.add_stream("libx264", rate=rate)
-          encoder.height, encoder.width = (v + v % 2 for v in image.shape[:2])
-          encoder.pix_fmt = "yuv420p"
-        padded = np.pad(overlay, [(0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)], mode="edge")
-        for packet in encoder.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
+    try:
+      with _open_video(path) as source, av.open(temporary, "w") as sink:
+        stream = source.streams.video[0]
+        rate = stream.average_rate or 30
+        encoder = None
+        for index, frame in enumerate(source.decode(stream)):
+          image = frame.to_ndarray(format="rgb24")
+          class_ids = serve(**{INPUT_NAME: tf.constant(image[np.newaxis])})["class_ids"][0].numpy()
+          overlay = blend(image, colorize(class_ids, palette))
+          if encoder is None:
+            encoder = sink.add_stream("libx264", rate=rate)
+            encoder.height, encoder.width = (v + v % 2 for v in image.shape[:2])
+            encoder.pix_fmt = "yuv420p"
+          padded = np.pad(overlay, [(0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)], mode="edge")
+          for packet in encoder.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
+            sink.mux(packet)
+          if write_masks:
+            _write_png(class_ids.astype(np.uint8), mask_paths[index], path, overwrite)
+            written.append(mask_paths[index])
+          if (index + 1) % report_every == 0 or index + 1 == num_frames:
+            elapsed = time.perf_counter() - start
+            rate_done = (index + 1) / elapsed
+            logging.info("%s: frame %d/%d (%.0f %%), %.1f frames/s, ETA %s", path, index + 1, num_frames,
+                         100.0 * (index + 1) / num_frames, rate_done,
+                         time.strftime("%H:%M:%S", time.gmtime((num_frames - index - 1) / rate_done)))
+        for packet in encoder.encode():
           sink.mux(packet)
-        if write_masks:
-          _write_png(class_ids.astype(np.uint8), mask_paths[index], path, overwrite)
-          written.append(mask_paths[index])
-        if (index + 1) % report_every == 0 or index + 1 == num_frames:
-          elapsed = time.perf_counter() - start
-          rate_done = (index + 1) / elapsed
-          logging.info("%s: frame %d/%d (%.0f %%), %.1f frames/s, ETA %s", path, index + 1, num_frames,
-                       100.0 * (index + 1) / num_frames, rate_done,
-                       time.strftime("%H:%M:%S", time.gmtime((num_frames - index - 1) / rate_done)))
-      for packet in encoder.encode():
-        sink.mux(packet)
+    except av.error.FFmpegError as e:
+      raise ValueError(f"{path}: decoding or encoding failed: {e}.") from None
     if overwrite:
       os.replace(temporary, overlay_path)
+    elif os.path.lexists(overlay_path):  # appeared since the check: never replaced without --overwrite
+      raise FileExistsError(f"{overlay_path} appeared while segmenting: pass --overwrite to replace it.")
     else:
-      os.link(temporary, overlay_path)  # fails rather than replace a file that appeared since the check
+      os.replace(temporary, overlay_path)
   finally:
     if os.path.exists(temporary):
       os.remove(temporary)

@@ -65,6 +65,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     # What the losses need: the geometry (teachers or ground truth) only for the 4D consistency term.
     self.consistency_active = config.consistency_weight > 0 and not self.control
     self.pseudo_labelling = config.pseudo_label_weight > 0 and not self.control
+    self._preflighting = False
 
   # ------------------------------------------------------------------------------------------------------------
   # Models.
@@ -102,20 +103,29 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
 
   def pair_scenes(self):
     """The training scenes the pairs come from, each with the K its teachers learned when they learned one per
-    video (--dm_intrinsics=per_video: the video's own K may be unknown, a stand-in)."""
+    video (--dm_intrinsics=per_video: the video's own K may be unknown, a stand-in). Preflight, which may run before
+    the teachers exist, checks the scenes as they are."""
     scenes = self.scenes("train")
-    learned = (depth_motion_stage.learned_intrinsics(self.teacher_dir)
-               if self.config.geometry == "learned" and self.consistency_active else None)
+    if self._preflighting or not (self.config.geometry == "learned" and self.consistency_active):
+      return scenes
+    learned = depth_motion_stage.learned_intrinsics(self.teacher_dir)
     if learned is None:
       return scenes
-    missing = [scene.name for scene in scenes if scene.name not in learned]
+    size, intrinsics = learned
+    missing = [scene.name for scene in scenes if scene.name not in intrinsics]
     if missing:
       raise ValueError(f"The teachers in {self.teacher_dir} learned no K for the training video(s) {missing[:5]} "
-                       f"(they learned one for {sorted(learned)[:5]}): train the teachers on these videos.")
-    size = (self.config.height, self.config.width)
-    return [dataclasses.replace(scene, intrinsics=geometry.resize_intrinsics(learned[scene.name], size,
+                       f"(they learned one for {sorted(intrinsics)[:5]}): train the teachers on these videos.")
+    return [dataclasses.replace(scene, intrinsics=geometry.resize_intrinsics(intrinsics[scene.name], size,
                                                                              scene.color_size).numpy())
             for scene in scenes]
+
+  def preflight(self):
+    self._preflighting = True
+    try:
+      super().preflight()
+    finally:
+      self._preflighting = False
 
   def train_dataset(self, start_step):
     labelled = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True,

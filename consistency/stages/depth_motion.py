@@ -169,8 +169,8 @@ def write_learned_intrinsics(stage_dir, scenes, learned, size):
 
 
 def learned_intrinsics(stage_dir):
-  """{video name: [3, 3] float32 K at the working size} that teachers trained with --dm_intrinsics=per_video learned,
-  or None for teachers that learned no per-video K (or do not exist yet)."""
+  """((height, width), {video name: [3, 3] float32 K at that size}) that teachers trained with
+  --dm_intrinsics=per_video learned, or None for teachers that learned no per-video K (or do not exist yet)."""
   try:
     with open(os.path.join(stage_dir, MODEL_CONFIG_FILE), encoding="utf-8") as f:
       mode = json.load(f).get("intrinsics")
@@ -183,8 +183,9 @@ def learned_intrinsics(stage_dir):
     raise FileNotFoundError(f"{path} not found: the teachers in {stage_dir} learned one K per video, which their "
                             "evaluation writes there; finish (or rerun) their depth_motion stage.")
   with open(path, encoding="utf-8") as f:
-    videos = json.load(f)["videos"]
-  return {name: geometry.make_intrinsics(*video["working"]).numpy() for name, video in videos.items()}
+    record = json.load(f)
+  return (tuple(record["working_size"]),
+          {name: geometry.make_intrinsics(*video["working"]).numpy() for name, video in record["videos"].items()})
 
 
 def predict(models, images, step=None, training=False, intrinsics=None, residual_ramp=None, depths=None):

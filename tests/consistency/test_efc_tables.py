@@ -36,6 +36,9 @@ def test_rows_continue_the_baseline_and_reuse_finished_shared_baselines(tmp_path
   assert shared.baseline_run(0.01, 1).model_dir == f"{tmp_path}/efc/f0.01_s1/baseline"
   assert f"--warm_start=segmenter={tmp_path}/pasad/f0.01_s0/baseline/segmentation" in \
       shared.row_run(0.01, 0, "joint").overrides
+  # Once a cell has its own baseline (started while the shared one was not finished), it stays the cell's.
+  os.makedirs(f"{tmp_path}/efc/f0.01_s0/baseline")
+  assert shared.baseline_run(0.01, 0).model_dir == f"{tmp_path}/efc/f0.01_s0/baseline"
 
 
 def test_report_pairs_gains_by_seed_and_compares_joint_with_flow_only(tmp_path):

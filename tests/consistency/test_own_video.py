@@ -86,3 +86,16 @@ def test_given_intrinsics_mode_needs_every_video_k(root, tmp_path):
   with pytest.raises(ValueError, match=r"--dm_intrinsics=given needs every video's K, but 2 scene\(s\) have none "
                                        r"\(drone, walk\): learn them with --dm_intrinsics=per_video"):
     stage.preflight()
+
+
+def test_preflight_does_not_need_the_teachers_learned_k(root, tmp_path):
+  # A run stopped during depth_motion has the teachers' depth_motion.json but not yet their intrinsics.json: the
+  # rerun's preflight checks the consistency stage's data as it is; training then needs the learned K.
+  config = _config(root, tmp_path / "run")
+  teacher_dir = tmp_path / "run" / "depth_motion"
+  teacher_dir.mkdir(parents=True)
+  (teacher_dir / depth_motion_stage.MODEL_CONFIG_FILE).write_text(json.dumps({"intrinsics": "per_video"}))
+  stage = consistency_stage.ConsistencyStage(config)
+  stage.preflight()
+  with pytest.raises(FileNotFoundError, match="intrinsics.json not found: the teachers in .* learned one K per video"):
+    stage.pair_scenes()

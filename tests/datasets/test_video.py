@@ -234,3 +234,9 @@ def test_scannet_layout_scenes_convert_to_your_own_video_and_read_back(tmp_path)
   assert truth["scene0000_00"] == pytest.approx([k[0, 0], k[1, 1], k[0, 2], k[1, 2]])
   with pytest.raises(FileExistsError, match="is not empty"):
     to_video.convert(str(scannet_root), str(output))
+
+
+def test_two_labels_for_one_frame_are_an_error(root, tmp_path):
+  Image.fromarray(_label()).save(root / "labels" / "walk" / "3.png")  # 000003.png is there already
+  with pytest.raises(DataError, match=r"are both for frame 3 of .*walk\.mp4: keep one"):
+    video.read_scenes(root, None, SETTINGS, str(tmp_path / "cache"))
