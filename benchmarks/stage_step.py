@@ -1,7 +1,7 @@
 """Each stage's training step against what this machine computes: ms/step, examples/s, GFLOP/step, % of the limit.
 
-    python -m benchmarks.stage_step [--cases=segmentation,segmentation_resnet18,depth_motion,consistency,efc,
-                                             depth_motion_kitti]
+    python -m benchmarks.stage_step [--cases=segmentation,segmentation_resnet18,depth_motion,consistency,control,
+                                             pseudo_label,consistency_pseudo_label,efc,depth_motion_kitti]
                                     [--modes=function,xla] [--precisions=float32,mixed_bfloat16] [--steps=5]
                                     [--repeats=3] [--profile=depth_motion] [--report=benchmarks/reports/stage_step.md]
 
@@ -47,6 +47,13 @@ CASES = {
                                                                        "--backbone_weights=none")),
     "depth_motion": ("configs/synthetic_depth_motion.flags", ()),
     "consistency": ("configs/synthetic_consistency.flags", ("--stages=consistency",)),
+    # The consistency stage's other columns of consistency.paper_tables: the control, pseudo-labels alone and with the
+    # 4D consistency loss (the step cost of each method at the same data and segmenter).
+    "control": ("configs/synthetic_consistency.flags", ("--stages=control",)),
+    "pseudo_label": ("configs/synthetic_consistency.flags", ("--stages=consistency", "--consistency_weight=0",
+                                                             "--pseudo_label_weight=1")),
+    "consistency_pseudo_label": ("configs/synthetic_consistency.flags", ("--stages=consistency",
+                                                                         "--pseudo_label_weight=1")),
     "efc": ("configs/synthetic_efc.flags", ()),
     "depth_motion_kitti": ("configs/synthetic_depth_motion.flags", ("--height=128", "--width=416",
                                                                     "--dm_clip_length=3")),
