@@ -22,8 +22,8 @@ import tensorflow as tf  # noqa: E402
 from benchmarks import timing  # noqa: E402
 from consistency import config as config_lib  # noqa: E402
 from consistency import spatiotemporal  # noqa: E402
-from consistency.stages import depth_motion as depth_motion_stage  # noqa: E402
-from consistency.stages import segmentation as segmentation_stage  # noqa: E402
+from consistency.stages import supervised  # noqa: E402
+from depth_motion import teachers as teachers_lib  # noqa: E402
 from segmentation import segmenter as segmenter_lib  # noqa: E402
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement (the median is reported).")
@@ -38,8 +38,8 @@ def main(argv):
   height, width, batch = _HEIGHT.value, _WIDTH.value, _BATCH.value
   config = config_lib.TrainConfig(model_dir="/tmp/unused", height=height, width=width, backbone="resnet18",
                                   nasfpn_filters=64, nasfpn_repeats=2, head_filters=64, head_groups=16)
-  segmenter = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
-  teachers = depth_motion_stage.build_networks(depth_motion_stage.network_settings(config))
+  segmenter = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
+  teachers = teachers_lib.build_networks(teachers_lib.network_settings(config))
   images = tf.random.uniform([batch, 2, height, width, 3])
   frames = tf.concat([images[:, 0], images[:, 1]], axis=0)
   variables = segmenter.trainable_variables
@@ -66,7 +66,7 @@ def main(argv):
 
   @tf.function(autograph=False)
   def teacher_step():
-    return depth_motion_stage.predict(teachers, images)
+    return teachers_lib.predict(teachers, images)
 
   depths, motions = teacher_step()
   fixed_logits = tf.split(tf.random.normal([2 * batch, height, width, 21]), 2)
@@ -82,7 +82,7 @@ def main(argv):
   def full_step():
     with tf.GradientTape() as tape:
       logits = tf.split(logits_of(frames), 2)
-      teacher_depths, teacher_motions = depth_motion_stage.predict(teachers, images)
+      teacher_depths, teacher_motions = teachers_lib.predict(teachers, images)
       teacher_depths = tf.stop_gradient(teacher_depths)
       loss = consistency(logits, teacher_depths, teacher_motions)
     return tape.gradient(loss, variables)

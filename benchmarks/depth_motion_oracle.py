@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from consistency import config as config_lib  # noqa: E402
-from consistency.stages import depth_motion as depth_motion_stage  # noqa: E402
 from consistency.stages import video  # noqa: E402
 from datasets import clips  # noqa: E402
 from datasets import ground_truth  # noqa: E402
@@ -45,6 +44,7 @@ from depth_motion import depth_net  # noqa: E402
 from depth_motion import geometry  # noqa: E402
 from depth_motion import losses as losses_lib  # noqa: E402
 from depth_motion import metrics  # noqa: E402
+from depth_motion import teachers as teachers_lib  # noqa: E402
 
 
 def _data(num_scenes, num_frames, min_gap, max_gap, batch_size, motion, height, width, eval_batches):
@@ -83,7 +83,7 @@ def main(argv):
                          "kernel_initializer": flag_values.motion_initializer,
                          "trunk_type": flag_values.motion_trunk, "pose_solver": flag_values.pose_solver},
               "input_size": [flag_values.height, flag_values.width]}
-  models = depth_motion_stage.build_networks(settings)
+  models = teachers_lib.build_networks(settings)
   weights = losses_lib.loss_weights(preset=flag_values.preset)
   variables = {"motion": models["depth"].trainable_variables, "depth": models["motion"].trainable_variables,
                "pose": models["motion"].trainable_variables,
@@ -97,7 +97,7 @@ def main(argv):
     intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
     with tf.GradientTape() as tape:
       true_depths = tf.cast(batch["depth"], tf.float32) if oracle in ("depth", "pose") else None
-      depths, motions = depth_motion_stage.predict(models, images, step=step, training=True, intrinsics=intrinsics,
+      depths, motions = teachers_lib.predict(models, images, step=step, training=True, intrinsics=intrinsics,
                                                    depths=true_depths)
       if oracle == "motion":
         for pair, (rotation, translation) in ground_truth.pair_motions(batch["pose"], list(motions)).items():
@@ -130,7 +130,7 @@ def main(argv):
     constant = metrics.depth_errors(tf.ones_like(depth), truth, median_scaling=True)
     intrinsics = None if oracle == "none" else tf.cast(batch["intrinsics"], tf.float32)
     true_depths = tf.cast(batch["depth"], tf.float32) if oracle in ("depth", "pose") else None
-    _, motions = depth_motion_stage.predict(models, image, intrinsics=intrinsics, depths=true_depths)
+    _, motions = teachers_lib.predict(models, image, intrinsics=intrinsics, depths=true_depths)
     rotation, translation = ground_truth.pair_motions(batch["pose"], [(0, 1)])[(0, 1)]
     motion = metrics.motion_errors(motions[(0, 1)]["rotation"], motions[(0, 1)]["translation"], rotation, translation)
     return tf.stack([tf.reduce_mean(errors["abs_rel"]), tf.reduce_mean(constant["abs_rel"]),

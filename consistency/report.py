@@ -6,7 +6,7 @@
 import json
 import os
 
-from consistency.stages import depth_motion as depth_motion_stage
+from depth_motion import teachers as teachers_lib
 
 # Headline metrics per stage, in print order: (metrics.json key, label, format).
 _HEADLINES = {
@@ -57,7 +57,7 @@ def _side_by_side(model_dir, stages):
 
 def _learned_intrinsics(model_dir, max_videos=10):
   """Lines with each video's learned K at its own size (--dm_intrinsics=per_video), or none."""
-  path = os.path.join(model_dir, "depth_motion", depth_motion_stage.INTRINSICS_FILE)
+  path = os.path.join(model_dir, "depth_motion", teachers_lib.INTRINSICS_FILE)
   if not os.path.exists(path):
     return []
   with open(path, encoding="utf-8") as f:

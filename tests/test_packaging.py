@@ -1,4 +1,5 @@
-"""Packaging rules: tensorflow_addons is never imported; the geometry core imports nothing else of ours."""
+"""Packaging rules: tensorflow_addons is never imported; the geometry core imports nothing else of ours; the packages'
+dependencies point one way; no stage imports another stage."""
 
 import ast
 import pathlib
@@ -55,3 +56,23 @@ def test_dependencies_point_one_way():
     for path in (ROOT / package).rglob("*.py"):
       for module in _imported_modules(path):
         assert module.split(".")[0] != "consistency", f"{path} imports {module}"
+
+
+def test_no_stage_imports_another_stage():
+  """A module that registers a stage imports libraries (and the unregistered stage bases in consistency/stages/), never
+  another stage's module: what stages share lives in libraries."""
+  stages_dir = ROOT / "consistency" / "stages"
+  stage_modules = {f"consistency.stages.{path.stem}" for path in stages_dir.glob("*.py")
+                   if "stage_lib.register(" in path.read_text(encoding="utf-8")}
+  assert {"consistency.stages.segmentation", "consistency.stages.consistency", "consistency.stages.depth_motion",
+          "consistency.stages.efc"} <= stage_modules
+  for path in ROOT.glob("consistency/**/*.py"):
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if name not in stage_modules:
+      continue
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported = set(_imported_modules(path)) | {f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                                               if isinstance(node, ast.ImportFrom) and node.module
+                                               for alias in node.names}
+    assert not imported & (stage_modules - {name}), f"{name} imports the stage(s) {imported & stage_modules}"
+

@@ -37,11 +37,12 @@ import tensorflow as tf
 from consistency import pseudo_label
 from consistency import spatiotemporal
 from consistency import stage as stage_lib
-from consistency.stages import depth_motion as depth_motion_stage
-from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
 from datasets import clips
 from datasets import ground_truth
 from depth_motion import geometry
+from depth_motion import teachers as teachers_lib
+from segmentation import losses as seg_losses
 
 _PAIRS = ((0, 1), (1, 0))
 
@@ -51,7 +52,7 @@ def _flat_labelled(batch):
 
 
 @stage_lib.register("consistency")
-class ConsistencyStage(segmentation_stage.SegmentationStage):
+class ConsistencyStage(supervised.SupervisedStage):
   """Segmentation + 4D consistency on unlabeled pairs."""
   control = False  # ControlStage: everything but the consistency loss
 
@@ -73,7 +74,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
   def build_models(self):
     models = super().build_models()
     if self.config.geometry == "learned" and self.consistency_active:
-      teachers, self.teacher_settings = depth_motion_stage.load_teachers(self.teacher_dir)
+      teachers, self.teacher_settings = teachers_lib.load_teachers(self.teacher_dir)
       models.update(teachers)
     return models
 
@@ -108,7 +109,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
     scenes = self.scenes("train")
     if self._preflighting or not (self.config.geometry == "learned" and self.consistency_active):
       return scenes
-    learned = depth_motion_stage.learned_intrinsics(self.teacher_dir)
+    learned = teachers_lib.learned_intrinsics(self.teacher_dir)
     if learned is None:
       return scenes
     size, intrinsics = learned
@@ -147,7 +148,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
               for (i, j), (rotation, translation) in ground_truth.pair_motions(batch["pose"], _PAIRS).items()}
     settings = self.teacher_settings
     intrinsics = None if settings["motion"]["learn_intrinsics"] else tf.cast(batch["intrinsics"], tf.float32)
-    depths, motions = depth_motion_stage.predict(models, batch["image"], intrinsics=intrinsics)
+    depths, motions = teachers_lib.predict(models, batch["image"], intrinsics=intrinsics)
     result = {}
     for i, j in _PAIRS:
       motion, inverse = motions[(i, j)], motions[(j, i)]
@@ -185,7 +186,7 @@ class ConsistencyStage(segmentation_stage.SegmentationStage):
 
   def compute_losses(self, models, batch, step, training=True):
     labelled_logits = tf.cast(models["segmenter"](batch["labelled_image"], training=training)["logits"], tf.float32)
-    cross_entropy = segmentation_stage.cross_entropy(labelled_logits, batch["labelled_label"],
+    cross_entropy = seg_losses.cross_entropy(labelled_logits, batch["labelled_label"],
                                                      self.config.class_weights or None)
     outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
     images = tf.cast(batch["image"], tf.float32)

@@ -41,7 +41,7 @@ import tensorflow as tf
 from consistency import efc_losses
 from consistency import flow_evaluation
 from consistency import stage as stage_lib
-from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
 from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips
@@ -49,6 +49,7 @@ from datasets import sources
 from datasets import visualize
 from depth_motion import flow_net as flow_net_lib
 from segmentation import export as export_lib
+from segmentation import losses as seg_losses
 from segmentation import metrics as metrics_lib
 from segmentation import segmenter as segmenter_lib
 
@@ -113,7 +114,7 @@ class EfcStage(video.VideoStage):
     if config.class_weights and len(config.class_weights) != num_classes:
       raise ValueError(f"--class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
                        f"Received {len(config.class_weights)}.")
-    self.segmenter_config = segmentation_stage.segmenter_config(config)
+    self.segmenter_config = supervised.segmenter_config(config)
     self.labelled_per_batch = int(round(config.efc_labelled_pairs * config.batch_size))
     self._eval_source = None
 
@@ -264,7 +265,7 @@ class EfcStage(video.VideoStage):
       out = segmenter(frames, training=training, return_features=self.flow_active)
       logits = tf.cast(out["logits"], tf.float32)
       features = out.get("features")
-      terms["segmentation"] = segmentation_stage.cross_entropy(logits, labels, self.config.class_weights or None)
+      terms["segmentation"] = seg_losses.cross_entropy(logits, labels, self.config.class_weights or None)
       outputs["logits"] = logits[:tf.shape(images)[0]]
     if self.flow_active:
       flow = self._flow(models, features, training)

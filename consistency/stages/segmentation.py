@@ -2,119 +2,16 @@
 
 Data: single labelled frames of the training split (`datasets.clips.labelled_frames`, augmented), evaluation on every
 frame of the validation split. Loss: pixel-wise cross-entropy over labelled pixels (the ignore label excluded),
-optionally class-weighted. Metrics (metrics.json): mIoU, per-class IoU, pixel accuracy and class pixel frequencies from
-a confusion matrix over all evaluation pixels. Besides checkpoints the stage writes `segmenter.json`
-({"config": SegmenterConfig, "input_size": [H, W]}), which `python -m segmentation.export` reads.
+optionally class-weighted (`segmentation.losses`). Metrics (metrics.json): mIoU, per-class IoU, pixel accuracy and
+class pixel frequencies from a confusion matrix over all evaluation pixels. Besides checkpoints the stage writes
+`segmenter.json` (`segmentation.export.write_run`), which `python -m segmentation.export` reads. The implementation,
+which the control and consistency stages extend, is `supervised.SupervisedStage`.
 """
 
-import os
-
-import tensorflow as tf
-
 from consistency import stage as stage_lib
-from consistency.stages import video
-from datasets import clips
-from datasets import labels as labels_lib
-from datasets import sources
-from datasets import visualize
-from segmentation import export as export_lib
-from segmentation import metrics as metrics_lib
-from segmentation import segmenter as segmenter_lib
-
-SEGMENTER_CONFIG_FILE = export_lib.SEGMENTER_JSON  # what `python -m segmentation.export` reads
-
-
-def segmenter_config(config):
-  """The `SegmenterConfig` a TrainConfig describes."""
-  return segmenter_lib.SegmenterConfig(
-      backbone=config.backbone, backbone_filters=config.backbone_filters or None,
-      backbone_blocks=config.backbone_blocks or None, backbone_weights=config.backbone_weights,
-      nasfpn_filters=config.nasfpn_filters,
-      nasfpn_repeats=config.nasfpn_repeats, head_filters=config.head_filters, head_groups=config.head_groups,
-      num_classes=sources.num_classes(video.source_spec(config)), input_size=(config.height, config.width))
-
-
-def cross_entropy(logits, labels, class_weights=None):
-  """Mean pixel-wise cross-entropy over labelled pixels.
-
-  Args:
-    logits: [B, H, W, C] float32.
-    labels: [B, H, W] int32, labels.IGNORE_LABEL where unlabeled.
-    class_weights: optional [C] weights; the mean is weighted by the true class's weight.
-
-  Returns:
-    Scalar float32; 0 when no pixel is labelled.
-  """
-  valid = labels != labels_lib.IGNORE_LABEL
-  safe_labels = tf.where(valid, labels, 0)
-  per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
-  weights = tf.cast(valid, tf.float32)
-  if class_weights is not None:
-    weights *= tf.gather(tf.constant(class_weights, tf.float32), safe_labels)
-  return tf.math.divide_no_nan(tf.reduce_sum(per_pixel * weights), tf.reduce_sum(weights))
-
-
-def _single_frames(batch):
-  return {"image": batch["image"][:, 0], "label": batch["label"][:, 0]}
+from consistency.stages import supervised
 
 
 @stage_lib.register("segmentation")
-class SegmentationStage(video.VideoStage):
-  """Supervised training of the segmenter on the labelled frames."""
-
-  def __init__(self, config):
-    super().__init__(config)
-    num_classes = sources.num_classes(self.source)
-    if config.class_weights and len(config.class_weights) != num_classes:
-      raise ValueError(f"class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
-                       f"Received {len(config.class_weights)}.")
-    self.segmenter_config = segmenter_config(config)
-
-  def clip_config(self, training):
-    config = self.config
-    return clips.ClipConfig(height=config.height, width=config.width, clip_length=1, batch_size=config.batch_size,
-                            label_fraction=config.label_fraction if training else 1.0, label_seed=config.seed,
-                            seed=config.seed, include_ground_truth=False,
-                            augment=clips.augment_lib.AugmentConfig() if training else None)
-
-  def build_models(self):
-    model = segmenter_lib.build_segmenter(self.segmenter_config)
-    export_lib.write_run(os.path.join(self.config.model_dir, self.name), self.segmenter_config,
-                         (self.config.height, self.config.width), sources.class_names(self.source),
-                         sources.palette(self.source))
-    return {"segmenter": model}
-
-  def train_dataset(self, start_step):
-    ds = clips.labelled_frames(self.scenes("train"), self.clip_config(True), training=True, skip_batches=start_step)
-    return ds.map(_single_frames)
-
-  def eval_dataset(self):
-    if not self.has_validation():
-      return None
-    ds = clips.ClipSource(self.scenes("val"), self.clip_config(False)).dataset(training=False).map(_single_frames)
-    if self.config.eval_max_batches:
-      ds = ds.take(self.config.eval_max_batches)
-    return ds
-
-  def compute_losses(self, models, batch, step, training=True):
-    logits = tf.cast(models["segmenter"](batch["image"], training=training)["logits"], tf.float32)
-    loss = cross_entropy(logits, batch["label"], self.config.class_weights or None)
-    return {"cross_entropy": loss}, {"image": batch["image"], "logits": logits, "label": batch["label"]}
-
-  def eval_step(self, models, batch):
-    logits = models["segmenter"](batch["image"], training=False)["logits"]
-    return {"confusion": metrics_lib.confusion_matrix(batch["label"], logits,
-                                                      num_classes=self.segmenter_config.num_classes)}
-
-  def eval_result(self, totals):
-    result = metrics_lib.metrics_dict(totals["confusion"], class_names=sources.class_names(self.source))
-    # How many labelled frames the segmenter learned from (the label fraction, in frames).
-    result["labelled_frames"] = len(clips.select_labelled_frames(self.scenes("train"), self.config.label_fraction,
-                                                                 self.config.seed))
-    return result
-
-  def summary_images(self, batch, outputs):
-    prediction = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
-    colors = sources.palette(self.source)
-    return {"image": outputs["image"], "prediction": visualize.colorize_labels(prediction, colors),
-            "label": visualize.colorize_labels(outputs["label"], colors)}
+class SegmentationStage(supervised.SupervisedStage):
+  """Supervised training of the segmenter on the labelled frames: Pasad et al.'s baseline."""

@@ -9,6 +9,7 @@ from consistency import config as config_lib
 from consistency import train
 from consistency.stages import consistency as consistency_stage
 from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
 from datasets import clips
 from depth_motion import geometry
 from segmentation import segmenter as segmenter_lib
@@ -28,7 +29,7 @@ def _config(model_dir, data_root, **overrides):
 def _segmenter_weights(config, stage_dir):
   """{variable path below the model: value} of every segmenter variable (weights and batch-norm statistics) of the
   stage's last save."""
-  model = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
+  model = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
   tf.train.Checkpoint(segmenter=model).read(tf.train.latest_checkpoint(stage_dir)).assert_existing_objects_matched()
   return {weight.path.split("/", 1)[1]: weight.numpy() for weight in model.weights}
 

@@ -16,10 +16,11 @@ from consistency import stage as stage_lib
 from consistency import train
 from consistency.stages import depth_motion as depth_motion_stage
 from datasets import ground_truth
-from tests.datasets import fixtures
 from depth_motion import intrinsics_table as intrinsics_table_lib
 from depth_motion import losses as losses_lib
 from depth_motion import metrics as metrics_lib
+from depth_motion import teachers as teachers_lib
+from tests.datasets import fixtures
 
 
 def _config(tmp_path, **overrides):
@@ -57,14 +58,14 @@ def test_stage_trains_evaluates_against_ground_truth_and_restores_as_teachers(tm
   # Terms with weight 0 are neither computed into the total nor reported.
   assert "depth_consistency" not in losses and {"rgb", "ssim", "depth_smoothness", "total"} <= set(losses)
 
-  teachers, settings = depth_motion_stage.load_teachers(stage_dir)
+  teachers, settings = teachers_lib.load_teachers(stage_dir)
   assert settings["input_size"] == [64, 64] and settings["motion"]["learn_intrinsics"]
   # The restored networks are the trained ones: the same predictions as a fresh restore through tf.train.
-  trained = depth_motion_stage.build_networks(settings)
+  trained = teachers_lib.build_networks(settings)
   tf.train.Checkpoint(**trained).read(tf.train.latest_checkpoint(stage_dir)).expect_partial()
   images = tf.random.stateless_uniform([1, 64, 64, 3], [1, 2])
   np.testing.assert_allclose(teachers["depth"](images)["depth"].numpy(), trained["depth"](images)["depth"].numpy())
-  fresh = depth_motion_stage.build_networks(settings)
+  fresh = teachers_lib.build_networks(settings)
   assert not np.allclose(fresh["depth"](images)["depth"].numpy(), trained["depth"](images)["depth"].numpy())
 
 
@@ -73,11 +74,11 @@ def test_predict_gives_the_least_squares_motion_net_the_depths():
   twice as far give the same rotation and twice the translation."""
   settings = {"depth": {}, "motion": {"pose_solver": "least_squares", "match_radius": 3, "learn_intrinsics": True},
               "input_size": [32, 64]}
-  models = depth_motion_stage.build_networks(settings)
+  models = teachers_lib.build_networks(settings)
   images = tf.random.stateless_uniform([2, 2, 32, 64, 3], seed=[1, 2])
-  depths, motions = depth_motion_stage.predict(models, images)
+  depths, motions = teachers_lib.predict(models, images)
   assert depths.shape == (2, 2, 32, 64) and sorted(motions) == [(0, 1), (1, 0)]
-  _, far = depth_motion_stage.predict(models, images, depths=depths * 2.0)
+  _, far = teachers_lib.predict(models, images, depths=depths * 2.0)
   for pair in motions:
     np.testing.assert_allclose(far[pair]["rotation"], motions[pair]["rotation"], atol=1e-5)
     np.testing.assert_allclose(far[pair]["translation"], motions[pair]["translation"] * 2.0, rtol=1e-3, atol=1e-6)
@@ -85,32 +86,32 @@ def test_predict_gives_the_least_squares_motion_net_the_depths():
 
 def test_load_teachers_errors_name_the_directory(tmp_path):
   with pytest.raises(FileNotFoundError, match="depth_motion.json"):
-    depth_motion_stage.load_teachers(str(tmp_path))
-  (tmp_path / depth_motion_stage.MODEL_CONFIG_FILE).write_text("{}")
+    teachers_lib.load_teachers(str(tmp_path))
+  (tmp_path / teachers_lib.MODEL_CONFIG_FILE).write_text("{}")
   with pytest.raises(FileNotFoundError, match="No checkpoint"):
-    depth_motion_stage.load_teachers(str(tmp_path))
+    teachers_lib.load_teachers(str(tmp_path))
 
 
 def test_teachers_of_an_earlier_version_load_unless_they_used_a_removed_option(tmp_path):
   """A depth_motion.json with the since-removed mean_normalized / center_images options off (or without effect) loads
   as before; one with an option that changed the network is refused with a message naming the file and the option."""
   settings = {"depth": {}, "motion": {"pose_solver": "direct", "learn_intrinsics": False}, "input_size": [32, 64]}
-  networks = depth_motion_stage.build_networks(settings)
+  networks = teachers_lib.build_networks(settings)
   tf.train.CheckpointManager(tf.train.Checkpoint(**networks), str(tmp_path), max_to_keep=1).save()
-  config_path = tmp_path / depth_motion_stage.MODEL_CONFIG_FILE
+  config_path = tmp_path / teachers_lib.MODEL_CONFIG_FILE
   old = {"depth": {"mean_normalized": False}, "motion": {**settings["motion"], "center_images": False},
          "input_size": [32, 64]}
   config_path.write_text(json.dumps(old))
-  restored, loaded = depth_motion_stage.load_teachers(str(tmp_path))
+  restored, loaded = teachers_lib.load_teachers(str(tmp_path))
   assert "mean_normalized" not in loaded["depth"] and "center_images" not in loaded["motion"]
   images = tf.random.stateless_uniform([1, 32, 64, 3], seed=[3, 4])
   np.testing.assert_array_equal(restored["depth"](images)["depth"], networks["depth"](images)["depth"])
   # center_images=True changed nothing of a motion network without a trunk (a solved pose with K given).
   config_path.write_text(json.dumps({**old, "motion": {**settings["motion"], "center_images": True}}))
-  depth_motion_stage.load_teachers(str(tmp_path))
+  teachers_lib.load_teachers(str(tmp_path))
   config_path.write_text(json.dumps({**old, "depth": {"mean_normalized": True}}))
   with pytest.raises(ValueError, match="mean_normalized=True, an option this version removed"):
-    depth_motion_stage.load_teachers(str(tmp_path))
+    teachers_lib.load_teachers(str(tmp_path))
 
 
 @pytest.mark.slow
@@ -132,7 +133,7 @@ def test_loss_weight_and_ramp_flags_parse():
     assert config.dm_loss_weights == (("rgb", 1.5), ("depth_consistency", 0.0))
     assert config.dm_residual_ramp_steps == (5, 9)
     assert config.dm_photometric_blurs == (1, 5)
-    motion = depth_motion_stage.network_settings(config)["motion"]
+    motion = teachers_lib.network_settings(config)["motion"]
     assert motion["trunk_type"] == "correlation" and motion["correlation_radius"] == 2
     assert motion["pose_solver"] == "least_squares" and motion["match_radius"] == 5
     flags.FLAGS(["train", "--model_dir=/tmp/x", "--dm_loss_weights=rgb"])

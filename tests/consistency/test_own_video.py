@@ -18,6 +18,7 @@ from consistency.stages import consistency as consistency_stage
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import segmentation as segmentation_stage
 from datasets import sources
+from depth_motion import teachers as teachers_lib
 from segmentation import export
 from segmentation import predict
 from tests.consistency.test_segmentation_stage import TINY
@@ -44,7 +45,7 @@ def test_train_on_your_own_video_then_predict_on_it(root, tmp_path):
   config = _config(root, tmp_path / "run")
   train.run(config)
   # One learned K per training video, at the video's own size (60x90) and at the working size.
-  with open(tmp_path / "run" / "depth_motion" / depth_motion_stage.INTRINSICS_FILE, encoding="utf-8") as f:
+  with open(tmp_path / "run" / "depth_motion" / teachers_lib.INTRINSICS_FILE, encoding="utf-8") as f:
     learned = json.load(f)
   assert learned["working_size"] == [64, 96] and list(learned["videos"]) == ["walk"]
   walk = learned["videos"]["walk"]
@@ -94,7 +95,7 @@ def test_preflight_does_not_need_the_teachers_learned_k(root, tmp_path):
   config = _config(root, tmp_path / "run")
   teacher_dir = tmp_path / "run" / "depth_motion"
   teacher_dir.mkdir(parents=True)
-  (teacher_dir / depth_motion_stage.MODEL_CONFIG_FILE).write_text(json.dumps({"intrinsics": "per_video"}))
+  (teacher_dir / teachers_lib.MODEL_CONFIG_FILE).write_text(json.dumps({"intrinsics": "per_video"}))
   stage = consistency_stage.ConsistencyStage(config)
   stage.preflight()
   with pytest.raises(FileNotFoundError, match="intrinsics.json not found: the teachers in .* learned one K per video"):

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from consistency import pseudo_label
 from consistency.stages import consistency as consistency_stage
-from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
 from segmentation import segmenter as segmenter_lib
 
 from tests.consistency.test_consistency_stage import _config
@@ -123,7 +123,7 @@ def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path,
   config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), consistency_weight=0.0,
                    pseudo_label_weight=1.0)
   stage = consistency_stage.ConsistencyStage(config)
-  segmenter = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
+  segmenter = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
   frames = tf.random.stateless_uniform([4, 64, 64, 3], SEED)
   outputs = segmenter(frames, training=True, return_features=True)
   loss = float(stage.pseudo_label_loss(segmenter, frames, outputs, tf.constant(7)))
@@ -138,7 +138,7 @@ def test_stage_pseudo_label_loss_in_inference_mode_leaves_batch_norm_statistics_
   # segmenter's batch-norm statistics then (they do in training).
   config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), pseudo_label_weight=1.0)
   stage = consistency_stage.ConsistencyStage(config)
-  segmenter = segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config))
+  segmenter = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
   frames = tf.random.stateless_uniform([4, 64, 64, 3], SEED)
 
   def statistics():

@@ -11,8 +11,8 @@ from absl import flags
 from consistency import flags as flags_lib
 from consistency import report
 from consistency import train
-from consistency.stages import depth_motion as depth_motion_stage
-from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
+from depth_motion import teachers as teachers_lib
 from segmentation import segmenter as segmenter_lib
 
 QUICKSTART = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "quickstart.flags")
@@ -45,15 +45,15 @@ def test_shortened_quickstart_runs_every_stage_exports_and_summarizes(tmp_path):
   for stage in config.stages:
     assert report.read_metrics(str(model_dir), stage)["step"] == 2
   # The consistency stage trained the segmenter only; the teachers kept the depth_motion stage's weights.
-  teachers, settings = depth_motion_stage.load_teachers(str(model_dir / "depth_motion"))
-  after = depth_motion_stage.build_networks(settings)
+  teachers, settings = teachers_lib.load_teachers(str(model_dir / "depth_motion"))
+  after = teachers_lib.build_networks(settings)
   status = tf.train.Checkpoint(**after).read(tf.train.latest_checkpoint(str(model_dir / "consistency")))
   status.assert_existing_objects_matched().expect_partial()
   for name in ("depth", "motion"):
     for before_weight, after_weight in zip(teachers[name].weights, after[name].weights):
       np.testing.assert_array_equal(before_weight.numpy(), after_weight.numpy(), err_msg=before_weight.path)
   # The control continued the baseline without the loss; with it, the consistency run ends elsewhere.
-  control, consistency = (segmenter_lib.build_segmenter(segmentation_stage.segmenter_config(config)) for _ in range(2))
+  control, consistency = (segmenter_lib.build_segmenter(supervised.segmenter_config(config)) for _ in range(2))
   for model, stage in ((control, "control"), (consistency, "consistency")):
     tf.train.Checkpoint(segmenter=model).read(tf.train.latest_checkpoint(str(model_dir / stage))).expect_partial()
   assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(control.trainable_weights,

@@ -11,7 +11,10 @@ import tensorflow as tf
 from consistency import config as config_lib
 from consistency import train
 from consistency.stages import segmentation as segmentation_stage
+from consistency.stages import supervised
+from datasets import clips
 from datasets import labels
+from segmentation import losses as seg_losses
 
 TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
             nasfpn_repeats=1, head_filters=16, head_groups=4)
@@ -29,14 +32,14 @@ def _config(tmp_path, **overrides):
 def test_cross_entropy_known_answers():
   logits = tf.zeros([1, 2, 2, 4])
   labels_ = tf.constant([[[0, 1], [labels.IGNORE_LABEL, 3]]])
-  assert float(segmentation_stage.cross_entropy(logits, labels_)) == pytest.approx(math.log(4))
+  assert float(seg_losses.cross_entropy(logits, labels_)) == pytest.approx(math.log(4))
   confident = tf.one_hot([[[0, 1], [2, 3]]], 4) * 100.0
-  assert float(segmentation_stage.cross_entropy(confident, labels_)) == pytest.approx(0.0, abs=1e-6)
+  assert float(seg_losses.cross_entropy(confident, labels_)) == pytest.approx(0.0, abs=1e-6)
   # Class weights: a weight of 0 removes class 3's (wrong) pixel from the mean.
   wrong = tf.one_hot([[[0, 1], [2, 0]]], 4) * 100.0
-  assert float(segmentation_stage.cross_entropy(wrong, labels_)) > 10.0
-  assert float(segmentation_stage.cross_entropy(wrong, labels_, [1.0, 1.0, 1.0, 0.0])) == pytest.approx(0.0, abs=1e-6)
-  assert float(segmentation_stage.cross_entropy(logits, tf.fill([1, 2, 2], labels.IGNORE_LABEL))) == 0.0
+  assert float(seg_losses.cross_entropy(wrong, labels_)) > 10.0
+  assert float(seg_losses.cross_entropy(wrong, labels_, [1.0, 1.0, 1.0, 0.0])) == pytest.approx(0.0, abs=1e-6)
+  assert float(seg_losses.cross_entropy(logits, tf.fill([1, 2, 2], labels.IGNORE_LABEL))) == 0.0
 
 
 @pytest.mark.slow  # ~90 s; the default suite trains this stage through the shortened quickstart (test_quickstart.py)
@@ -50,7 +53,7 @@ def test_segmentation_stage_trains_evaluates_and_records_its_config(tmp_path):
     metrics = json.load(f)
   assert 0.0 <= metrics["miou"] <= 1.0 and metrics["num_pixels"] == 2 * 4 * 64 * 64
   assert set(metrics["per_class"]) == set(labels.CLASS_NAMES)
-  with open(os.path.join(stage_dir, segmentation_stage.SEGMENTER_CONFIG_FILE)) as f:
+  with open(os.path.join(stage_dir, supervised.SEGMENTER_CONFIG_FILE)) as f:
     recorded = json.load(f)
   assert recorded["input_size"] == [64, 64] and recorded["config"]["nasfpn_filters"] == 16
   # The data was generated into the cache on first use.
@@ -63,7 +66,7 @@ def test_training_batches_hold_only_kept_labels(tmp_path):
   assert batch["image"].shape == (4, 64, 64, 3) and batch["label"].shape == (4, 64, 64)
   assert np.all(np.any(batch["label"].numpy() != labels.IGNORE_LABEL, axis=(1, 2)))
   train_frames = sum(s.num_frames for s in stage.scenes("train"))
-  kept = segmentation_stage.clips.select_labelled_frames(stage.scenes("train"), 0.25, stage.config.seed)
+  kept = clips.select_labelled_frames(stage.scenes("train"), 0.25, stage.config.seed)
   assert len(kept) == round(0.25 * train_frames)
 
 
