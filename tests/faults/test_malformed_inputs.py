@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+import types
 
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -120,7 +121,7 @@ def _mutate(data, path, mutation, draw):
 def _read(dataset, root, damaged):
   """Indexes every scene (which reads every text file and checks the first images' headers), then loads at SIZE, as
   training would, every frame of the scenes that use the damaged file (the others read as they did undamaged)."""
-  for scene in inspect_lib.READERS[dataset].scenes(root, None):
+  for scene in inspect_lib.READERS[dataset].scenes(types.SimpleNamespace(root=root, split=None)):
     if damaged in str(dataclasses.astuple(scene)):
       for index in range(scene.num_frames):
         scene.load(index, SIZE)
