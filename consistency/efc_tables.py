@@ -128,8 +128,8 @@ def table(plan, results):
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for fraction in sorted(plan.fractions):
     runs = results[fraction]
-    for row in ("baseline", *ROWS):
-      segments = row in SEGMENTING_ROWS or row == "baseline"
+    for row in ROWS:
+      segments = row in SEGMENTING_ROWS
       miou = grid.format_mean(*grid.mean_std(_values(runs[row], "miou"))) if segments else "(not trained)"
       gain = "-"
       if row in SEGMENTING_ROWS and row != "supervised_only":
@@ -182,7 +182,9 @@ def report(plan, results, seconds, origin=None, peer_results=None):
     lines += [f"Command: `{origin['command']}`; report written {origin['date']} at commit {origin['commit']}.", ""]
   lines += [f"Baselines {plan.baseline_steps} steps (shared with consistency.paper_tables where --baselines has them); "
             f"every row continues the baseline's segmenter with the efc stage for {plan.continue_steps} steps. "
-            f"Validation mIoU mean ± std over seeds; flow metrics are means over seeds at the validation pairs' gap. "
+            f"Validation mIoU mean ± std over seeds, on the efc stage's evaluation frames (the first frames of its "
+            f"validation pairs: not the baselines' evaluation set, so compare rows with each other); flow metrics are "
+            f"means over seeds at the validation pairs' gap. "
             f"Runtime: {len(made)} of {len(plan.runs())} runs made, {minutes:.1f} min in all (the runs' wall-clock "
             f"times, shared baselines included); this invocation {seconds / 60:.1f} min.", "",
             table(plan, results), ""]
