@@ -24,7 +24,7 @@ from depth_motion.geometry import pose_from_flow
 from depth_motion.geometry import resampler
 
 # 4 levels: 8 x 12 pixels at the top for 64 x 96 frames. Measured with the true depth on the synthetic video
-# (benchmarks.depth_motion_signal --direct): at least as accurate as 3 levels at every gap, and at gap 4 of the dolly
+# (diagnostics.depth_motion_signal --direct): at least as accurate as 3 levels at every gap, and at gap 4 of the dolly
 # camera (up to ~15 px of motion) the median rotation error drops from 4.3 to 0.6 deg.
 DEFAULT_LEVELS = 4
 DEFAULT_ITERATIONS = 4

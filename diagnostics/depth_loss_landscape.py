@@ -1,6 +1,6 @@
 """Does the depth_motion loss lead a depth map to the truth when the motion and K are exact?
 
-    python -m benchmarks.depth_loss_landscape [--motion=dolly] [--min_gap=2] [--max_gap=4] [--pairs=8]
+    python -m diagnostics.depth_loss_landscape [--motion=dolly] [--min_gap=2] [--max_gap=4] [--pairs=8]
         [--smoothness=0.002,0.02,0.1,0.5] [--coarse=4] [--steps=600] [--learning_rate=0.02]
         [--occlusion_tolerance=0.05]
 

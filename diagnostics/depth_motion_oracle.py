@@ -1,6 +1,6 @@
 """Which half of depth_motion fails to learn: train one network while the other half comes from ground truth.
 
-    python -m benchmarks.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
+    python -m diagnostics.depth_motion_oracle --oracle=motion|depth|none [--steps=300] [--learning_rate=1e-3]
         [--preset=later] [--max_noise_stddev=0.5] [--every=50] [--min_gap=1] [--max_gap=3] [--photometric_blurs=1 ...]
         [--motion_initializer=he_normal] [--motion_trunk=plain] [--pose_solver=regression]
         [--batch_size=4] [--fixed_batches=0] [--eval_batches=10] [--motion=handheld|dolly] [--depth_encoder=resnet18]

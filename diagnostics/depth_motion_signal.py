@@ -1,6 +1,6 @@
 """Does the photometric loss lead to the true motion, from where a motion network starts (no motion)?
 
-    python -m benchmarks.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blurs=1] [--fit_steps=0]
+    python -m diagnostics.depth_motion_signal [--gaps=1,2,3] [--pairs=32] [--blurs=1] [--fit_steps=0]
         [--match_radius=0] [--motion=handheld|dolly] [--translation_prior=0.003]
 
 On synthetic training pairs (20 scenes x 100 frames, 64x96, --motion camera) with the true depth and K, the RGB + SSIM loss of the
