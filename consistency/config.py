@@ -23,8 +23,8 @@ class TrainConfig:
       "Directory for checkpoints, summaries, resolved flags and metrics. A run resumes automatically from the latest "
       "checkpoint found here.")
   stages: tuple = setting(
-      ("toy_regression",), "Training stages to run in order, each into <model_dir>/<stage>. Registered stages: see "
-      "consistency/stages/.")
+      (), "Training stages to run in order, each into <model_dir>/<stage> (depth_motion, segmentation, control, "
+      "consistency, efc); a flagfile names them, e.g. configs/quickstart.flags.")
   train_steps: int = setting(1000, "Optimizer steps per stage (the total, including resumed steps).")
   batch_size: int = setting(8, "Global batch size, split evenly over all replicas.")
   # Optimization.

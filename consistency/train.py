@@ -94,6 +94,10 @@ def preflight(config, strategy):
   Raises:
     RunError: naming the problem.
   """
+  if not config.stages:
+    raise RunError("No stages to run: pass a flagfile (python -m consistency.train --flagfile=configs/quickstart.flags "
+                   "runs the whole pipeline; configs/ has one per stage and dataset) or --stages=... (registered: "
+                   f"{', '.join(stage_lib.registered())}).")
   try:
     stage_classes = [stage_lib.get(name) for name in config.stages]
   except ValueError as e:

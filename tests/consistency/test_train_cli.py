@@ -152,3 +152,12 @@ def test_two_workers_on_loopback(tmp_path):
   assert tf.train.latest_checkpoint(str(stage_dir)).endswith("ckpt-10")
   assert not list(stage_dir.glob("worker_tmp_*"))  # the non-chief's temporary checkpoints are removed
   assert (stage_dir / "metrics.json").exists()
+
+
+def test_a_run_without_stages_says_what_to_pass(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "consistency.train", f"--model_dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert result.returncode != 0
+  assert "No stages to run: pass a flagfile (python -m consistency.train --flagfile=configs/quickstart.flags" in \
+      result.stderr + result.stdout
+  assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
