@@ -19,9 +19,9 @@ from consistency.stages import efc as efc_stage
 from segmentation import export
 from segmentation import segmenter
 from tests.datasets import fixtures
+from tests import tiny
 
-TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
-            nasfpn_repeats=1, head_filters=16, head_groups=4, efc_flow_filters=8)
+TINY = tiny.EFC_SETTINGS
 
 
 @pytest.fixture(scope="module")

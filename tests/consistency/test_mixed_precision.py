@@ -11,9 +11,9 @@ from consistency import distribution
 from consistency import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
 from consistency import trainer as trainer_lib
+from tests import tiny
 
-TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
-            nasfpn_repeats=1, head_filters=16, head_groups=4, efc_flow_filters=8)
+TINY = tiny.EFC_SETTINGS
 STAGES = {
     "segmentation": dict(label_fraction=0.5, **TINY),
     "depth_motion": dict(dm_clip_length=2, dm_motion_pose_solver="least_squares", dm_motion_trunk="correlation",

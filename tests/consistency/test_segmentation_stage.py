@@ -15,9 +15,9 @@ from consistency.stages import supervised
 from datasets import clips
 from datasets import labels
 from segmentation import losses as seg_losses
+from tests import tiny
 
-TINY = dict(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1), nasfpn_filters=16,
-            nasfpn_repeats=1, head_filters=16, head_groups=4)
+TINY = tiny.SEGMENTER_SETTINGS
 
 
 def _config(tmp_path, **overrides):

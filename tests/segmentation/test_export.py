@@ -24,13 +24,13 @@ from datasets import visualize
 from segmentation import export
 from segmentation import predict
 from segmentation import segmenter
+from tests import tiny
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INPUT_SIZE = (64, 64)
 OTHER_SIZE = (50, 70)
 # Tiny: a bottleneck ResNet with one block per stack and widths 8..16 (x4 expansion), NAS-FPN 16 x 1 repeat.
-TINY = segmenter.SegmenterConfig(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1),
-                                 nasfpn_filters=16, nasfpn_repeats=1, head_filters=16, head_groups=4)
+TINY = tiny.SEGMENTER_CONFIG
 
 
 def _perturb(model, seed):

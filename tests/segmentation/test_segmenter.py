@@ -12,10 +12,10 @@ from datasets import labels
 from segmentation import backbone
 from segmentation import semantic_head
 from segmentation import segmenter
+from tests import tiny
 
 # Tiny: a bottleneck ResNet with one block per stack and widths 8..16 (x4 expansion), NAS-FPN 16 x 1 repeat.
-TINY = segmenter.SegmenterConfig(backbone="resnet50", backbone_filters=(8, 8, 16, 16), backbone_blocks=(1, 1, 1, 1),
-                                 nasfpn_filters=16, nasfpn_repeats=1, head_filters=16, head_groups=4)
+TINY = tiny.SEGMENTER_CONFIG
 
 
 @pytest.fixture(scope="module")
