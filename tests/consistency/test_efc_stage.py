@@ -18,8 +18,8 @@ from consistency import train
 from consistency.stages import efc as efc_stage
 from segmentation import export
 from segmentation import segmenter
-from tests.datasets import fixtures
 from tests import tiny
+from tests.datasets import fixtures
 
 TINY = tiny.EFC_SETTINGS
 
