@@ -127,7 +127,6 @@ class TrainConfig:
       (), "Per-class weights of the cross-entropy (one per class of --dataset: 21 ScanNet / synthetic, 19 Cityscapes, "
       "11 CamVid); default: all 1.")
   # EFC (consistency/stages/efc.py).
-  efc_segmentation_weight: float = setting(1.0, "efc: weight of the cross-entropy on the labelled frames.")
   efc_consistency_weight: float = setting(
       10.0, "efc: lambda_cons, occlusion-masked feature temporal consistency; 0 disables.")
   efc_occlusion_weight: float = setting(
@@ -135,16 +134,11 @@ class TrainConfig:
       "--noefc_occlusion_mask).")
   efc_smoothness_weight: float = setting(0.5, "efc: lambda_sm, edge-aware flow smoothness; 0 disables.")
   efc_photometric_weight: float = setting(1.0, "efc: weight of the photometric term G (SSIM + L1); 0 disables.")
-  efc_occlusion_alpha: float = setting(0.2, "efc: alpha of the -alpha exp(-O_est) penalty of the occlusion loss.")
-  efc_ssim_beta: float = setting(0.85, "efc: SSIM share beta of the photometric error G.")
   efc_occlusion_mask: bool = setting(
       True, "efc: weigh the photometric term by (1 + O_error - O_est) and the consistency term by (1 - O_est); false: "
       "no occlusion masking.")
   efc_error_mask: bool = setting(
       True, "efc: add O_error = max(O_seg - O_est, 0) from the segmentation disagreement to the photometric weight.")
-  efc_mask_gradient: bool = setting(
-      False, "efc: let the photometric and consistency terms differentiate O_est (default: O_est is learned from the "
-      "occlusion loss alone).")
   efc_flow_only: bool = setting(
       False, "efc: train the flow branch alone (flow ablation 'UL'): no cross-entropy, no consistency term, no "
       "O_error, whatever their flags say; the encoder learns from the flow losses.")

@@ -28,9 +28,9 @@ Deliberate choices where the paper is silent or loose (documented in docs/stages
     on the interior (H-2) x (W-2) pixels; L_pm averages G over those pixels. |.|_1 is the mean over channels.
   - O_seg compares the arg-max classes; pixels whose correspondence leaves the image count as disagreeing (there is
     nothing to compare with). Coarser levels use O_seg area-averaged to their size.
-  - By default O_est enters the weights of L_pm and L_cons (and O_error) through stop_gradient, so the occlusion
-    heads learn from L_occ alone. Letting those terms push O_est (the paper's remark that "the network tends to
-    predict more occlusion" suggests it does) is `mask_gradient=True`; with lambda_cons = 10 it can drive O_est to 1.
+  - O_est enters the weights of L_pm and L_cons (and O_error) through stop_gradient, so the occlusion heads learn
+    from L_occ alone: letting those terms push O_est (the paper's remark that "the network tends to predict more
+    occlusion" suggests it does), with lambda_cons = 10, can drive O_est to 1.
   - ||.||_2 is sqrt(sum of squares + 1e-8), so its gradient is finite at 0.
   - Features are warped with border padding (the nearest edge feature outside the image); images with zero padding,
     so a reconstruction from outside the image costs photometric error unless O_est masks it.
@@ -65,7 +65,6 @@ class EfcLossConfig:
     consistency_levels: encoder levels of the feature consistency term.
     occlusion_mask: weigh L_pm by (1 + O_error - O_est) and L_cons by (1 - O_est); False: weights 1 + O_error and 1.
     error_mask: use O_error (needs the segmentation probabilities); False: O_error = 0.
-    mask_gradient: let L_pm and L_cons differentiate O_est (see the module docstring).
   """
   alpha: float = 0.2
   beta: float = 0.85
@@ -73,7 +72,6 @@ class EfcLossConfig:
   consistency_levels: tuple = (2, 3, 4)
   occlusion_mask: bool = True
   error_mask: bool = True
-  mask_gradient: bool = False
 
 
 def loss_weights(overrides=None):
@@ -290,9 +288,8 @@ def unsupervised_losses(images, target_images, flows, occlusion_logits=None, fea
   image_size = tf.shape(images)[1:3]
 
   def mask_of(occlusion):
-    # stop_gradient unless mask_gradient: O_est is learned from L_occ alone; as a weight it would otherwise be
-    # pushed towards 1 by the very terms it masks.
-    return occlusion if config.mask_gradient else tf.stop_gradient(occlusion)
+    # O_est is learned from L_occ alone; as a weight it would otherwise be pushed towards 1 by the very terms it masks.
+    return tf.stop_gradient(occlusion)
 
   disagreement = None
   masks = {}

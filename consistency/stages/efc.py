@@ -88,7 +88,7 @@ class EfcStage(video.VideoStage):
       raise ValueError(f"Need 1 <= efc_min_gap <= efc_max_gap and efc_eval_gap >= 1. Received: {config.efc_min_gap}, "
                        f"{config.efc_max_gap}, {config.efc_eval_gap}")
     self.weights = efc_losses.loss_weights({
-        "segmentation": config.efc_segmentation_weight, "consistency": config.efc_consistency_weight,
+        "consistency": config.efc_consistency_weight,
         "occlusion": config.efc_occlusion_weight, "smoothness": config.efc_smoothness_weight,
         "photometric": config.efc_photometric_weight})
     if config.efc_flow_only:
@@ -101,9 +101,8 @@ class EfcStage(video.VideoStage):
     self.flow_active = any(self.weights[name] > 0 for name in UNSUPERVISED_TERMS)
     self.error_mask = config.efc_error_mask and not config.efc_flow_only
     self.loss_config = efc_losses.EfcLossConfig(
-        alpha=config.efc_occlusion_alpha, beta=config.efc_ssim_beta, loss_levels=tuple(config.efc_loss_levels),
-        consistency_levels=tuple(config.efc_consistency_levels), occlusion_mask=config.efc_occlusion_mask,
-        error_mask=self.error_mask, mask_gradient=config.efc_mask_gradient)
+        loss_levels=tuple(config.efc_loss_levels), consistency_levels=tuple(config.efc_consistency_levels),
+        occlusion_mask=config.efc_occlusion_mask, error_mask=self.error_mask)
     levels = tuple(config.efc_flow_levels)
     bad = [level for level in config.efc_loss_levels if level > max(levels) or 0 < level < 2]
     bad += [level for level in config.efc_consistency_levels if level not in levels]
