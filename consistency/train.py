@@ -162,18 +162,25 @@ def run(config, strategy=None, stage_classes=None):
     trainer = trainer_lib.Trainer(stage, config, strategy, os.path.join(config.model_dir, stage.name))
     results[stage.name] = trainer.train()
   if distribution.is_chief(strategy):
-    if config.export_dir:
-      export_lib.export(config.model_dir, config.export_dir, stage=_segmenter_stage(config))
-    logging.info("%s", report.summarize(config.model_dir, config.stages, config.export_dir))
+    export_dir = config.export_dir
+    if export_dir:
+      segmenter_stage = _segmenter_stage(config)
+      if segmenter_stage is None:
+        logging.warning("--export_dir=%s: no stage of this run (%s) trains a segmenter; nothing exported.", export_dir,
+                        ", ".join(config.stages))
+        export_dir = ""
+      else:
+        export_lib.export(config.model_dir, export_dir, stage=segmenter_stage)
+    logging.info("%s", report.summarize(config.model_dir, config.stages, export_dir))
   return results
 
 
 def _segmenter_stage(config):
-  """The last stage of the run that trains a segmenter (what --export_dir exports)."""
+  """The last stage of the run that trains a segmenter (what --export_dir exports), or None."""
   for name in reversed(config.stages):
     if os.path.exists(os.path.join(config.model_dir, name, export_lib.SEGMENTER_JSON)):
       return name
-  raise ValueError(f"--export_dir: none of the stages {list(config.stages)} trained a segmenter.")
+  return None
 
 
 def _record_flags(model_dir):

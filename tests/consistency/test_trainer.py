@@ -206,3 +206,11 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, policy):
       assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
   finally:
     keras.mixed_precision.set_global_policy("float32")
+
+
+def test_export_dir_without_a_segmenter_stage_exports_nothing_and_says_so(tmp_path, caplog):
+  # E.g. the own-video flagfile (which exports) run with --stages=depth_motion to train the teachers alone.
+  config = _config(tmp_path / "run", train_steps=4, export_dir=str(tmp_path / "saved_model"))
+  train.run(config)
+  assert "no stage of this run (toy_regression) trains a segmenter; nothing exported" in caplog.text
+  assert not (tmp_path / "saved_model").exists()
