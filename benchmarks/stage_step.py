@@ -147,7 +147,7 @@ def measure(label, mode, precision, limit, profile):
       trainer = trainer_lib.Trainer(stage, config, strategy, os.path.join(model_dir, name))
       batch = next(iter(stage.train_dataset(0)))
       iterator = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
-      loop = trainer._build_loop()  # pylint: disable=protected-access  (the loop the trainer runs)
+      loop = trainer._build_loop(iterator)  # pylint: disable=protected-access  (the loop the trainer runs)
       steps = tf.constant(_STEPS.value)
       seconds = timing.median_seconds(lambda: loop(iterator, steps), _REPEATS.value) / _STEPS.value
       gflop = counted_gflop(trainer, strategy, batch)
