@@ -104,7 +104,8 @@ def format_mean(mean, std, count):
 
 
 def provenance(module, argv):
-  """{"command", "date", "commit"} of this invocation of `module` (commit: `git describe --always --dirty`, or "unknown")."""
+  """{"command", "date", "commit"} of this invocation of `module` (commit: `git describe --always --dirty`, or
+  "unknown")."""
   try:
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()

@@ -79,7 +79,8 @@ def convert(scannet_root, output_dir, label_every=20, fps=10.0):
 
 
 def define_flags():
-  flags.DEFINE_string("scannet_root", None, "A folder of scenes in ScanNet's layout (e.g. the synthetic video's cache).")
+  flags.DEFINE_string("scannet_root", None, "A folder of scenes in ScanNet's layout (e.g. the synthetic video's "
+                      "cache).")
   flags.DEFINE_string("output_dir", None, "A new or empty folder for the videos.")
   flags.DEFINE_integer("label_every", 20, "Keep the label of every N-th frame (sparse labels, as a user's).",
                        lower_bound=1)

@@ -112,8 +112,8 @@ def find_sources(root):
   """
   root = os.fspath(root)
   if not os.path.isdir(root):
-    raise DataError(f"--data_root {root} is not a directory: expected a folder of video files ({', '.join(VIDEO_EXTENSIONS)}) "
-                    "and/or folders of frames.")
+    raise DataError(f"--data_root {root} is not a directory: expected a folder of video files "
+                    f"({', '.join(VIDEO_EXTENSIONS)}) and/or folders of frames.")
   sources = {}
   for entry in sorted(os.listdir(root)):
     path = os.path.join(root, entry)
@@ -168,7 +168,8 @@ def read_classes(root):
       array = np.asarray(palette)
     except ValueError:  # ragged
       array = np.zeros([0])
-    if array.shape != (len(names), 3) or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+    if (array.shape != (len(names), 3) or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or
+        array.max() > 255):
       raise DataError(f"{path}: 'palette' must hold one [r, g, b] (integers 0..255) per class name ({len(names)}). "
                       f"Received shape {list(array.shape)}.")
     palette = tuple(tuple(int(c) for c in color) for color in palette)

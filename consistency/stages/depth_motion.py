@@ -12,8 +12,8 @@ video, prefixed "training_video/" (the later stages use the teachers on the trai
 their geometry has to be right; the validation split measures generalization to unseen rooms). A metric that the
 data cannot give is left out (never reported as 0 or null), with one warning naming it and why: depth_* without
 ground-truth depth (Cityscapes, CamVid, raw KITTI), the pose errors without camera poses, the intrinsics errors
-without a true K (CamVid without --camvid_intrinsics, a video without intrinsics: a stand-in K); the counts depth_images, pairs and
-pose_pairs (pairs with known poses) always stay:
+without a true K (CamVid without --camvid_intrinsics, a video without intrinsics: a stand-in K); the counts
+depth_images, pairs and pose_pairs (pairs with known poses) always stay:
   depth_*         AbsRel, SqRel, RMSE, delta<1.25 of frame 0's depth (flip-and-min inference), with per-image median
                   scaling (depth_*_median_scaled) and without (depth_*_unscaled), plus the mean median scale factor
                   and, for reference, AbsRel and delta<1.25 of a constant map with median scaling

@@ -40,6 +40,8 @@ def _config(root, model_dir, **overrides):
   return config_lib.TrainConfig(**base)
 
 
+@pytest.mark.slow  # 90 s: trains depth_motion and consistency; its pieces have fast tests (below, test_video,
+# test_predict)
 def test_train_on_your_own_video_then_predict_on_it(root, tmp_path):
   (root / "val.txt").write_text("drone\n")
   config = _config(root, tmp_path / "run")
@@ -100,3 +102,30 @@ def test_preflight_does_not_need_the_teachers_learned_k(root, tmp_path):
   stage.preflight()
   with pytest.raises(FileNotFoundError, match="intrinsics.json not found: the teachers in .* learned one K per video"):
     stage.pair_scenes()
+
+
+def test_the_consistency_pairs_carry_the_teachers_learned_k(root, tmp_path):
+  # The plumbing of the slow end-to-end test without training: a per_video teachers' record and K, written as the
+  # depth_motion stage writes them, reach the consistency stage's pairs (at its own size) for every training video.
+  config = _config(root, tmp_path / "run")
+  stage = consistency_stage.ConsistencyStage(config)
+  scenes = stage.scenes("train")  # both videos: no val.txt
+  teacher_dir = tmp_path / "run" / "depth_motion"
+  teacher_dir.mkdir(parents=True)
+  (teacher_dir / teachers_lib.MODEL_CONFIG_FILE).write_text(json.dumps({"intrinsics": "per_video"}))
+  learned = np.stack([np.array([[50.0 + i, 0, 20.0], [0, 40.0 + i, 15.0], [0, 0, 1]], np.float32)
+                      for i in range(len(scenes))])
+  teachers_lib.write_learned_intrinsics(str(teacher_dir), scenes, learned, (32, 48))  # teachers at half the size
+  with open(teacher_dir / teachers_lib.INTRINSICS_FILE, encoding="utf-8") as f:
+    record = json.load(f)
+  assert sorted(record["videos"]) == sorted(s.name for s in scenes) and record["working_size"] == [32, 48]
+  walk = record["videos"]["walk"]
+  assert walk["native_size"] == [60, 90] and walk["native"][0] == pytest.approx(51.0 * 90 / 48, rel=1e-4)
+  (teacher_dir / "metrics.json").write_text(json.dumps({"step": 2}))
+  assert "walk (90x60): " in report.summarize(config.model_dir, ("depth_motion",))
+  pairs = {s.name: s for s in stage.pair_scenes()}
+  for i, scene in enumerate(scenes):  # resized from the teachers' 32x48 to the scenes' 64x96: x2, half-pixel centres
+    k = pairs[scene.name].intrinsics
+    assert (k[0, 0], k[1, 1]) == pytest.approx((2 * (50.0 + i), 2 * (40.0 + i)), rel=1e-5)
+    assert (k[0, 2], k[1, 2]) == pytest.approx((2 * 20.5 - 0.5, 2 * 15.5 - 0.5), rel=1e-5)
+

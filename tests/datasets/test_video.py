@@ -134,7 +134,8 @@ def test_splits(root, tmp_path):
   assert [s.name for s in video.read_scenes(root, "train", SETTINGS, cache)] == ["walk"]
   flagged = video.VideoSettings(size=SIZE, fps=10, val=("walk",))
   assert [s.name for s in video.read_scenes(root, "train", flagged, cache)] == ["drone"]
-  with pytest.raises(DataError, match=r"--video_val names scene\(s\) \['ghost'\] that .* its scenes: \['drone', 'walk'\]"):
+  with pytest.raises(DataError,
+                     match=r"--video_val names scene\(s\) \['ghost'\] that .* its scenes: \['drone', 'walk'\]"):
     video.read_scenes(root, "train", video.VideoSettings(size=SIZE, val=("ghost",)), cache)
 
 

@@ -269,3 +269,27 @@ def test_a_saved_model_of_another_signature_is_refused_before_any_write(saved_mo
                      r".*float32.*" + re.escape("expected a single input 'images', uint8 RGB images [N, H, W, 3]")):
     predict.predict(str(path), str(tmp_path / "photo.png"), str(tmp_path / "out"))
   assert not (tmp_path / "out").exists()
+
+
+def test_a_video_gives_an_overlay_video_of_the_same_frame_count_and_class_maps(saved_model, tmp_path):
+  import av  # pylint: disable=import-outside-toplevel
+  from tests.datasets import fixtures  # pylint: disable=import-outside-toplevel
+  frames = [fixtures.video_frame(k, size=(30, 44)) for k in range(12)]
+  clip = fixtures.write_video(tmp_path / "clip.mp4", frames, fps=25)
+  written = predict.predict_video(saved_model, clip, str(tmp_path / "out"), write_masks=True)
+  masks = [f"clip_{k:06d}_classes.png" for k in range(12)]
+  assert [os.path.basename(p) for p in written] == ["clip_overlay.mp4"] + masks
+  with av.open(written[0]) as container:
+    stream = container.streams.video[0]
+    decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(decoded) == 12 and float(stream.average_rate) == 25 and decoded[0].shape == (30, 44, 3)
+  # The class maps are the model's answer on the decoded frames (red value mod 21; the lossless video keeps red to
+  # within the RGB <-> YUV rounding, so compare with the map of the frame as decoded by the same reader).
+  with av.open(clip) as container:
+    first = next(container.decode(container.streams.video[0])).to_ndarray(format="rgb24")
+  np.testing.assert_array_equal(np.asarray(Image.open(written[1])), _red_classes(first))
+  with pytest.raises(FileExistsError, match="already exist"):  # nothing is replaced without --overwrite
+    predict.predict_video(saved_model, clip, str(tmp_path / "out"))
+  (tmp_path / "audio.mp4").write_bytes(b"not a video at all")
+  with pytest.raises(ValueError, match="audio.mp4 is not a video that FFmpeg can decode"):
+    predict.predict_video(saved_model, str(tmp_path / "audio.mp4"), str(tmp_path / "out2"))
