@@ -15,8 +15,8 @@ seed s (<output>/f<f>_s<s>/):
 Writes <output>/results.md: per row and fraction the validation mIoU (mean ± std over seeds) and its gain on
 supervised_only paired by seed (95 % interval, Student's t), flow EPE (all, non-occluded), Fl and occlusion F1 (means
 over seeds), joint's non-occluded EPE as a share of flow_only's (paired by seed); and the flow a user would pick
-instead on the same validation pairs (zero flow, OpenCV's Farneback and DIS: consistency.flow_peers, needs the
-`[bench]` extra), and results.json with every run's metrics and runtime.
+instead on the same validation pairs (zero flow, the ground truth, OpenCV's Farneback and DIS: consistency.flow_peers,
+needs the `[bench]` extra), and results.json with every run's metrics and runtime.
 """
 
 import dataclasses
@@ -48,7 +48,8 @@ SEGMENTING_ROWS = ("supervised_only", "joint_no_error_mask", "joint")
 FLOW_ROWS = ("flow_only", "flow_only_no_occlusion", "joint_no_error_mask", "joint")
 PEERS_FILE = "peers.json"
 _FLOW_METRICS = (("flow_epe_all", "EPE all", "{:.3f}"), ("flow_epe_noc", "EPE noc", "{:.3f}"),
-                 ("flow_fl_all", "Fl", "{:.3f}"), ("occlusion_f1", "occlusion F1", "{:.3f}"))
+                 ("flow_fl_all", "Fl", "{:.3f}"), ("occlusion_f1", "occlusion F1", "{:.3f}"),
+                 ("out_of_frame_f1", "out-of-frame F1", "{:.3f}"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +158,7 @@ def joint_vs_flow_only(plan, results):
 
 
 def peers(plan):
-  """{row: flow metrics} of zero flow, Farneback and DIS on the efc runs' validation pairs (cached in peers.json),
+  """{row: flow metrics} of zero flow, the ground truth, Farneback and DIS on the efc runs' validation pairs (cached in peers.json),
   read with a finished row's own resolved flags (its flags.txt), so the pairs are exactly the ones its flow was scored
   on; None while no row has finished."""
   path = os.path.join(plan.output, PEERS_FILE)
@@ -170,7 +171,7 @@ def peers(plan):
   from consistency import flow_peers  # pylint: disable=import-outside-toplevel  (TensorFlow and OpenCV)
   from consistency.stages import efc as efc_stage  # pylint: disable=import-outside-toplevel
   config = flags_lib.read_run_config(finished[0].model_dir)
-  scored = flow_peers.score(efc_stage.EfcStage(config).eval_dataset(), rows=("zero flow", "Farneback", "DIS"))
+  scored = flow_peers.score(efc_stage.EfcStage(config).eval_dataset(), rows=("zero flow", "ground truth", "Farneback", "DIS"))
   with open(path, "w", encoding="utf-8") as f:
     json.dump(scored, f, indent=1)
   return scored
@@ -196,9 +197,11 @@ def report(plan, results, seconds, origin=None, peer_results=None):
   if ratios:
     lines += ["Joint against flow-only (non-occluded EPE):", "", *ratios, ""]
   if peer_results:
-    lines += ["Flow a user would pick instead, on the same validation pairs (consistency.flow_peers):", ""]
+    lines += ["Flow a user would pick instead, on the same validation pairs (consistency.flow_peers; occlusion F1 of "
+              "EFC's out-of-frame rule applied to that flow: the ground truth's is the most the rule can reach):", ""]
     lines += [f"- {name}: EPE all {m['flow_epe_all']:.3f}, non-occluded {m['flow_epe_noc']:.3f}, Fl "
-              f"{m['flow_fl_all']:.3f}" for name, m in peer_results.items()] + [""]
+              f"{m['flow_fl_all']:.3f}, occlusion F1 {m.get('out_of_frame_f1', float('nan')):.3f}"
+              for name, m in peer_results.items()] + [""]
   markdown = "\n".join(lines) + "\n"
   with open(os.path.join(plan.output, "results.md"), "w", encoding="utf-8") as f:
     f.write(markdown)

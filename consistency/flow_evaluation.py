@@ -9,6 +9,9 @@ additive statistics per batch (summed over batches and replicas), then metrics. 
   gt_occlusion_fraction  fraction of the known pixels that are occluded in the other frame
   occlusion_precision / _recall / _f1  predicted occlusion (probability > 0.5) against the true occlusion (known,
                  not visible), when an occlusion estimate is given
+  out_of_frame_precision / _recall / _f1  the same for EFC's occlusion target computed from the flow itself
+                 (occluded where x + F(x) leaves the image): what the occlusion heads are taught; the true flow's
+                 is the most that definition can reach (pixels hidden behind nearer surfaces stay in the image)
 EPE and Fl are pooled over all evaluated pixels; KITTI's devkit averages EPE per image first (`datasets.flow_metrics`
 has that, for KITTI's own ground truth).
 """
@@ -16,13 +19,15 @@ has that, for KITTI's own ground truth).
 import tensorflow as tf
 
 from datasets import ground_truth
+from depth_motion import geometry
 
 # KITTI's outlier definition (Fl): EPE above 3 px and above 5 % of the ground-truth magnitude.
 FL_PIXELS = 3.0
 FL_RELATIVE = 0.05
 OCCLUSION_THRESHOLD = 0.5
-FLOW_METRICS = ("flow_epe_all", "flow_epe_noc", "flow_fl_all", "zero_flow_epe_all", "gt_occlusion_fraction",
-                "occlusion_precision", "occlusion_recall", "occlusion_f1")
+OCCLUSION_ESTIMATES = ("occlusion", "out_of_frame")
+FLOW_METRICS = ("flow_epe_all", "flow_epe_noc", "flow_fl_all", "zero_flow_epe_all", "gt_occlusion_fraction") + tuple(
+    f"{estimate}_{metric}" for estimate in OCCLUSION_ESTIMATES for metric in ("precision", "recall", "f1"))
 
 
 def true_flow(batch):
@@ -49,13 +54,16 @@ def statistics(flow, true, known, visible, occlusion=None):
   def count(mask):
     return tf.reduce_sum(tf.cast(mask, tf.float64))
 
+  def confusion(estimate, predicted):
+    predicted = known & predicted
+    return {f"{estimate}_tp": count(occluded & predicted), f"{estimate}_fp": count(predicted & ~occluded),
+            f"{estimate}_fn": count(occluded & ~predicted)}
+
   result = dict(epe_all=total(epe, known), epe_noc=total(epe, visible), outliers_all=count(known & outlier),
                 zero_flow_epe_all=total(magnitude, known), pixels_all=count(known), pixels_noc=count(visible),
-                occlusion_pixels=count(occluded))
+                occlusion_pixels=count(occluded), **confusion("out_of_frame", geometry.leaves_image(flow)))
   if occlusion is not None:
-    predicted = known & (occlusion > OCCLUSION_THRESHOLD)
-    result.update(occlusion_tp=count(occluded & predicted), occlusion_fp=count(predicted & ~occluded),
-                  occlusion_fn=count(occluded & ~predicted))
+    result.update(confusion("occlusion", occlusion > OCCLUSION_THRESHOLD))
   return result
 
 
@@ -73,19 +81,20 @@ def metrics(totals):
     result["flow_epe_noc"] = float(totals["epe_noc"]) / pixels_noc
   else:
     absent.append((["flow_epe_noc"], "no pixel with ground-truth flow is visible in the other frame"))
-  if "occlusion_tp" not in totals:
-    return result, absent
-  tp, fp, fn = (float(totals[k]) for k in ("occlusion_tp", "occlusion_fp", "occlusion_fn"))
-  if tp + fp:
-    result["occlusion_precision"] = tp / (tp + fp)
-  else:
-    absent.append((["occlusion_precision"], "no pixel with ground-truth flow was predicted occluded"))
-  if tp + fn:
-    result["occlusion_recall"] = tp / (tp + fn)
-  else:
-    absent.append((["occlusion_recall"], "no pixel with ground-truth flow is occluded"))
-  if tp + fp + fn:
-    result["occlusion_f1"] = 2 * tp / (2 * tp + fp + fn)
-  else:
-    absent.append((["occlusion_f1"], "no pixel is occluded or predicted occluded"))
+  for estimate in OCCLUSION_ESTIMATES:
+    if f"{estimate}_tp" not in totals:
+      continue
+    tp, fp, fn = (float(totals[f"{estimate}_{k}"]) for k in ("tp", "fp", "fn"))
+    if tp + fp:
+      result[f"{estimate}_precision"] = tp / (tp + fp)
+    else:
+      absent.append(([f"{estimate}_precision"], "no pixel with ground-truth flow was predicted occluded"))
+    if tp + fn:
+      result[f"{estimate}_recall"] = tp / (tp + fn)
+    else:
+      absent.append(([f"{estimate}_recall"], "no pixel with ground-truth flow is occluded"))
+    if tp + fp + fn:
+      result[f"{estimate}_f1"] = 2 * tp / (2 * tp + fp + fn)
+    else:
+      absent.append(([f"{estimate}_f1"], "no pixel is occluded or predicted occluded"))
   return result, absent

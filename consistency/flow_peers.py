@@ -11,6 +11,8 @@ Rows, on the same pairs (gap --efc_eval_gap of the data flags, the same --eval_m
   DIS             OpenCV's dense inverse search, its "medium" preset;
   EFC (--efc_run) the EFC stage's metrics.json of that run: its flow network on the same pairs, provided the run
                   used the same data flags (its own flags.txt is read instead of --config, so they are).
+Each row's flow is also scored as an occlusion estimate by EFC's own definition (occluded where x + F(x) leaves the
+image: `flow_evaluation`'s out_of_frame_f1); the ground-truth row's is the most that definition can reach.
 The classical rows need OpenCV, a benchmark-only dependency: pip install -e '.[bench]' (opencv-python-headless).
 Prints a markdown table (EPE all and non-occluded, Fl) and writes it to --output if given.
 """
@@ -31,7 +33,7 @@ from consistency.stages import efc as efc_stage
 
 ROWS = ("zero flow", "ground truth", "Farneback", "DIS")
 _METRICS = (("flow_epe_all", "EPE all (px)", "{:.3f}"), ("flow_epe_noc", "EPE non-occluded (px)", "{:.3f}"),
-            ("flow_fl_all", "Fl all", "{:.2%}"))
+            ("flow_fl_all", "Fl all", "{:.2%}"), ("out_of_frame_f1", "occlusion F1 (out of frame)", "{:.3f}"))
 
 
 def _grey(image):

@@ -32,8 +32,13 @@ def test_zero_flow_and_ground_truth_rows_are_exact_on_a_known_shift():
   # The 4 columns leaving the image on the left are occluded in frame b.
   np.testing.assert_allclose(zero["gt_occlusion_fraction"], 4 / 32, atol=1e-6)
   assert truth["flow_epe_all"] == truth["flow_epe_noc"] == truth["flow_fl_all"] == 0.0
+  # Occlusion by EFC's out-of-frame rule: zero flow never leaves the image (nothing predicted occluded: F1 0, no
+  # precision); the true flow leaves it exactly at the 4 occluded columns (a plane hides nothing else): F1 1.
+  assert zero["out_of_frame_f1"] == zero["out_of_frame_recall"] == 0.0 and "out_of_frame_precision" not in zero
+  assert truth["out_of_frame_f1"] == truth["out_of_frame_precision"] == truth["out_of_frame_recall"] == 1.0
   markdown = flow_peers.table(results)
-  assert "| zero flow | 4.000 | 4.000 | 100.00% |" in markdown and "| ground truth | 0.000 | 0.000 | 0.00% |" in markdown
+  assert "| zero flow | 4.000 | 4.000 | 100.00% | 0.000 |" in markdown
+  assert "| ground truth | 0.000 | 0.000 | 0.00% | 1.000 |" in markdown
 
 
 def test_classical_flow_follows_a_shift():
