@@ -40,7 +40,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from depth_motion import flow_net as flow_net_lib
+from consistency import flow_net as flow_net_lib
 from depth_motion import geometry
 from depth_motion import photometric
 

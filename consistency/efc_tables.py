@@ -158,7 +158,8 @@ def joint_vs_flow_only(plan, results):
 
 
 def peers(plan):
-  """{row: flow metrics} of zero flow, the ground truth, Farneback and DIS on the efc runs' validation pairs (cached in peers.json),
+  """{row: flow metrics} of zero flow, the ground truth, Farneback and DIS on the efc runs' validation pairs (cached in
+  peers.json),
   read with a finished row's own resolved flags (its flags.txt), so the pairs are exactly the ones its flow was scored
   on; None while no row has finished."""
   path = os.path.join(plan.output, PEERS_FILE)
@@ -171,7 +172,8 @@ def peers(plan):
   from consistency import flow_peers  # pylint: disable=import-outside-toplevel  (TensorFlow and OpenCV)
   from consistency.stages import efc as efc_stage  # pylint: disable=import-outside-toplevel
   config = flags_lib.read_run_config(finished[0].model_dir)
-  scored = flow_peers.score(efc_stage.EfcStage(config).eval_dataset(), rows=("zero flow", "ground truth", "Farneback", "DIS"))
+  scored = flow_peers.score(efc_stage.EfcStage(config).eval_dataset(),
+                            rows=("zero flow", "ground truth", "Farneback", "DIS"))
   with open(path, "w", encoding="utf-8") as f:
     json.dump(scored, f, indent=1)
   return scored

@@ -4,11 +4,11 @@
       --output=/tmp/kitti_flow_pred [--height=H --width=W] [--checkpoint=PATH] [--log_every=20]
 
 Reads what an efc run leaves in --model_dir:
-  flags.txt                the run's resolved flags (`consistency.train`): the flow branch's architecture (--efc_*)
-  efc/segmenter.json       the segmenter's architecture and the training size (`segmentation.export.read_run`)
+  efc/segmenter.json       the stage's architecture record: the segmenter's architecture, the training size
+                           (`segmentation.export.read_run`) and the flow branch's (`read_network(..., "flow_net")`)
   efc/checkpoint, ckpt-N   the parts "segmenter" (its backbone is EFC's shared encoder) and "flow_net"
-rebuilds both networks as the efc stage does (`EfcStage.new_flow_net`, `segmentation.export.restore_segmenter`) and
-restores them from the latest checkpoint (or --checkpoint); every variable must be restored.
+rebuilds both networks from the record (`segmentation.export.restore_segmenter`, `flow_net.FlowNet`) and restores
+them from the latest checkpoint (or --checkpoint); every variable must be restored.
 
 Each pair of `datasets.kitti_flow.read_pairs(--root, --split)` is resized to the training size (or --height x
 --width), the flow branch predicts the forward flow (frame 10 -> 11) at its finest level, and the flow is resized
@@ -33,11 +33,10 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from consistency import flags as flags_lib
-from consistency.stages import efc as efc_stage
+from consistency import flags as flags_lib  # pylint: disable=unused-import  (defines --model_dir, --height, --width)
+from consistency import flow_net as flow_net_lib
 from datasets import kitti_flow
 from datasets import kitti_score
-from depth_motion import flow_net as flow_net_lib
 from segmentation import export as export_lib
 from segmentation import segmenter as segmenter_lib
 
@@ -50,28 +49,33 @@ def load_networks(model_dir, checkpoint=None):
   """The efc stage's segmenter and flow branch of a run, restored.
 
   Args:
-    model_dir: the run's --model_dir (flags.txt, efc/segmenter.json, efc/ checkpoints).
+    model_dir: the run's --model_dir (efc/segmenter.json, efc/ checkpoints).
     checkpoint: a checkpoint prefix (or folder) to restore instead of the latest one of `<model_dir>/efc`.
 
   Returns:
     ({"segmenter": Segmenter, "flow_net": FlowNet}, training size (height, width), the checkpoint path restored).
 
   Raises:
-    FileNotFoundError: naming flags.txt, segmenter.json or the checkpoint location when missing.
-    ValueError: naming the file when the flags are invalid or the checkpoint does not match the networks.
+    FileNotFoundError: naming segmenter.json or the checkpoint location when missing.
+    ValueError: naming the file when the record is malformed or the checkpoint does not match the networks.
   """
-  config = flags_lib.read_run_config(model_dir)
   segmenter_config, input_size = export_lib.read_run(model_dir, STAGE)
+  architecture = export_lib.read_network(model_dir, STAGE, FLOW_NET_KEY)
   checkpoint = export_lib.find_checkpoint(model_dir, checkpoint, STAGE)
   segmenter = segmenter_lib.build_segmenter(segmenter_config)
   export_lib.restore_segmenter(segmenter, checkpoint)
-  flow_net = flow_net_lib.build_flow_net(efc_stage.EfcStage(config).new_flow_net(), segmenter.backbone.channels)
+  record = os.path.join(model_dir, STAGE, export_lib.SEGMENTER_JSON)
+  try:
+    flow_net = flow_net_lib.build_flow_net(flow_net_lib.FlowNet(**architecture, name=FLOW_NET_KEY),
+                                           segmenter.backbone.channels)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"Malformed flow branch architecture in {record}: {e}") from None
   try:
     status = tf.train.Checkpoint(**{FLOW_NET_KEY: flow_net}).read(checkpoint)
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise ValueError(f"Checkpoint {checkpoint} does not restore the flow branch built from "
-                     f"{os.path.join(model_dir, flags_lib.FLAGS_FILE)} (--efc_* flags): {str(e)[:1000]}") from None
+    raise ValueError(f"Checkpoint {checkpoint} does not restore the flow branch recorded in {record}: "
+                     f"{str(e)[:1000]}") from None
   status.expect_partial()  # the step and the optimizer are not restored
   logging.info("Restored the segmenter and the flow branch from %s.", checkpoint)
   return {"segmenter": segmenter, "flow_net": flow_net}, input_size, checkpoint

@@ -12,7 +12,8 @@ early has the baselines of every fraction (what the "4x fewer labels" test compa
 seed s (<output>/f<f>_s<s>/):
   baseline/   stage segmentation on the fraction's labels for --baseline_steps (the paper's supervised baseline);
   control/    stage control: the baseline continued for --continue_steps on the same labels and pairs without the
-              consistency loss (bitwise the consistency stage with weight 0: tests/consistency/test_consistency_stage.py);
+              consistency loss (bitwise the consistency stage with weight 0:
+              tests/consistency/test_consistency_stage.py);
   <geometry>/ the baseline continued for --continue_steps with the 4D consistency loss (weights 0.2/0.4/0.4),
               geometry ground_truth (the oracle: synthetic depth, poses, K) or learned (the depth_motion teachers
               trained once into <output>/teachers for --teacher_steps with --teacher_flagfile).
@@ -29,8 +30,8 @@ has plateaued (validation mIoU within 0.01 over the last quarter of its steps).
 Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds, each
 consistency run's gain on the control paired by seed with its 95 % interval (Student's t over the seeds:
 `paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f),
-results.json (every run's metrics and runtime) and figure2.png (relative per-class IoU gain of the consistency run over the
-control against class frequency, lowest fraction, first geometry, mean over seeds).
+results.json (every run's metrics and runtime) and figure2.png (relative per-class IoU gain of the consistency run
+over the control against class frequency, lowest fraction, first geometry, mean over seeds).
 """
 
 import dataclasses
@@ -343,7 +344,8 @@ def report(plan, results, seconds, origin=None):
   lines += [f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
             f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was "
             f"run, \"-\" where none). Runtime: {len(made)} of {len(plan.runs())} runs made, {grid_minutes:.1f} min in "
-            f"all (the sum of their wall-clock times over every invocation); this invocation {seconds / 60:.1f} min.", ""]
+            f"all (the sum of their wall-clock times over every invocation); this invocation "
+            f"{seconds / 60:.1f} min.", ""]
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):

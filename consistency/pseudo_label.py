@@ -99,7 +99,8 @@ def strong_photometric(images, seed):
 
 
 def cutmix_boxes(batch, height, width, seed, probability=CUTMIX_PROBABILITY):
-  """[batch, height, width] bool (sizes may be tensors): per image, with `probability`, one box (module docstring), else nothing."""
+  """[batch, height, width] bool (sizes may be tensors): per image, with `probability`, one box (module docstring),
+  else nothing."""
   seeds = tf.random.experimental.stateless_split(tf.convert_to_tensor(seed, tf.int64), 5)
 
   def uniform(i, low=0.0, high=1.0):

@@ -157,7 +157,8 @@ class Trainer:
       status = tf.train.Checkpoint(**{part: self.models[part]}).read(source)
       status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
-      raise ValueError(f"{self.stage.name}: warm start {part}={source}: the checkpoint does not hold every variable of {part!r} "
+      raise ValueError(f"{self.stage.name}: warm start {part}={source}: the checkpoint does not hold every variable "
+                       f"of {part!r} "
                        f"(different architecture or model name?): {str(e)[:500]}") from None
     status.expect_partial()
     logging.info("Warm-started %s from %s.", part, source)

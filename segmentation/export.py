@@ -5,7 +5,9 @@
 
 Reads what the segmentation stage leaves in `<model_dir>/segmentation/` (or the efc stage in `<model_dir>/efc/`):
   segmenter.json      {"config": SegmenterConfig.to_dict(), "input_size": [H, W] (the training resolution),
-                       "class_names": [...], "palette": [[r, g, b], ...]} (`write_run`; the last two optional)
+                       "class_names": [...], "palette": [[r, g, b], ...], "networks": {name: architecture}}
+                       (`write_run`; the last three optional: "networks" holds the stage's other networks, e.g.
+                       the efc stage's flow branch, read by `read_network`)
   checkpoint, ckpt-N  tf.train.Checkpoint(step=..., optimizer=..., segmenter=<the Keras segmenter>)
 builds the segmenter from the config, restores only its variables from the latest checkpoint (or --checkpoint), and
 writes to --output_dir:
@@ -54,17 +56,40 @@ INPUT_NAME = "images"
 LABELS_FILE = "labels.json"
 
 
-def write_run(stage_dir, config, input_size, class_names=None, palette=None):
-  """Writes `stage_dir`/segmenter.json, the record `read_run` reads: the architecture, the training resolution and
-  the classes (names and RGB palette) the export labels its outputs with."""
+def write_run(stage_dir, config, input_size, class_names=None, palette=None, networks=None):
+  """Writes `stage_dir`/segmenter.json, the stage's one architecture record (`read_run`, `read_classes` and
+  `read_network` read it): the segmenter's architecture, the training resolution, the classes (names and RGB palette)
+  the export labels its outputs with and, in `networks` ({name: JSON-able constructor arguments}), the stage's
+  other networks."""
   record = {"config": config.to_dict(), "input_size": [int(s) for s in input_size]}
   if class_names is not None:
     record["class_names"] = list(class_names)
   if palette is not None:
     record["palette"] = [[int(c) for c in colour] for colour in palette]
+  if networks:
+    record["networks"] = dict(networks)
   tf.io.gfile.makedirs(stage_dir)
   with tf.io.gfile.GFile(os.path.join(stage_dir, SEGMENTER_JSON), "w") as f:
     json.dump(record, f, indent=2)
+
+
+def read_network(model_dir, stage, name):
+  """The architecture (constructor arguments) of the stage's network `name` that `write_run` recorded.
+
+  Raises:
+    FileNotFoundError: naming segmenter.json when it is missing.
+    ValueError: naming segmenter.json and the networks it records when `name` is not one of them.
+  """
+  path = os.path.join(model_dir, stage, SEGMENTER_JSON)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"No architecture record {path}: expected the file the {stage} stage writes next to its "
+                            f"checkpoints.")
+  with tf.io.gfile.GFile(path, "r") as f:
+    networks = json.load(f).get("networks", {})
+  if name not in networks:
+    raise ValueError(f"{path} records no network {name!r} (it records: {sorted(networks) or 'none'}); was it written "
+                     f"by the stage that trains {name}?")
+  return networks[name]
 
 
 def read_classes(model_dir, stage=STAGE_DIR):

@@ -1,7 +1,7 @@
 """The EFC stage (Every Frame Counts, Ding et al. 2020): the segmenter and an unsupervised flow branch trained jointly.
 
 Models: "segmenter" (the exported one; its backbone is EFC's shared encoder) and "flow_net"
-(`depth_motion.flow_net.FlowNet` on the encoder levels of both frames). Only the segmenter is exported, so inference
+(`consistency.flow_net.FlowNet` on the encoder levels of both frames). Only the segmenter is exported, so inference
 costs nothing extra: `segmenter.json` is written next to the checkpoints as the segmentation stage does, and
 `python -m segmentation.export --model_dir=<model_dir> --stage=efc` exports it.
 
@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from consistency import efc_losses
 from consistency import flow_evaluation
+from consistency import flow_net as flow_net_lib
 from consistency import stage as stage_lib
 from consistency.stages import supervised
 from consistency.stages import video
@@ -47,7 +48,6 @@ from datasets import augment as augment_lib
 from datasets import clips
 from datasets import sources
 from datasets import visualize
-from depth_motion import flow_net as flow_net_lib
 from segmentation import export as export_lib
 from segmentation import losses as seg_losses
 from segmentation import metrics as metrics_lib
@@ -170,7 +170,7 @@ class EfcStage(video.VideoStage):
     flow_net = flow_net_lib.build_flow_net(self.new_flow_net(), segmenter.backbone.channels)
     export_lib.write_run(os.path.join(self.config.model_dir, self.name), self.segmenter_config,
                          (self.config.height, self.config.width), sources.class_names(self.source),
-                         sources.palette(self.source))
+                         sources.palette(self.source), networks={"flow_net": flow_net.architecture()})
     return {"segmenter": segmenter, "flow_net": flow_net}
 
   # --------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ class VideoStage(stage_lib.Stage):
     self._warned_no_validation = False
 
   def scenes(self, split):
-    """The `scannet.SceneIndex` list of `split` ("train" or "val"), loaded (and generated, if synthetic) on first use."""
+    """The `scannet.SceneIndex` list of `split` ("train" or "val"), loaded (and generated, if synthetic) on first
+    use."""
     if split not in self._scenes:
       self._scenes[split] = sources.load_scenes(self.source, split)
     return self._scenes[split]

@@ -51,7 +51,8 @@ def _check_run(config):
   return losses, stage_dir
 
 
-@pytest.mark.slow  # the default suite runs the stage through the shortened quickstart (tests/consistency/test_quickstart.py)
+# The default suite runs the stage through the shortened quickstart (tests/consistency/test_quickstart.py).
+@pytest.mark.slow
 def test_stage_trains_evaluates_against_ground_truth_and_restores_as_teachers(tmp_path):
   config = _config(tmp_path, dm_loss_weights=(("depth_consistency", 0.0),))
   losses, stage_dir = _check_run(config)

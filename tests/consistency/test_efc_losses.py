@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from consistency import efc_losses
-from depth_motion import flow_net
+from consistency import flow_net
 from segmentation import segmenter
 
 H, W = 32, 48

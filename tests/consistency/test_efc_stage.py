@@ -75,7 +75,8 @@ def test_efc_stage_trains_evaluates_and_exports_the_segmenter(tmp_path, data_roo
 
 
 def test_flow_branch_shares_an_imagenet_efficientnet_lite0_encoder(tmp_path, data_root):
-  """EFC's shared encoder can be the ImageNet EfficientNet-Lite0: the flow net reads its levels, every loss is finite."""
+  """EFC's shared encoder can be the ImageNet EfficientNet-Lite0: the flow net reads its levels, every loss is
+  finite."""
   from segmentation import pretrained  # pylint: disable=import-outside-toplevel
 
   stage = efc_stage.EfcStage(_config(tmp_path, data_root, backbone="efficientnet_lite0", backbone_filters=(),

@@ -4,6 +4,7 @@ import copy
 import io
 import json
 import os
+import shutil
 
 from absl import flags
 import numpy as np
@@ -80,18 +81,22 @@ def test_predict_writes_flow_at_each_pairs_size_and_scores_it(run, kitti_root, t
 
 
 def test_missing_run_files_and_mismatched_flow_branch_are_named(run, kitti_root, tmp_path):
-  with pytest.raises(FileNotFoundError, match=f"No {tmp_path / 'flags.txt'}: expected the resolved flags"):
+  with pytest.raises(FileNotFoundError, match=f"No segmenter description {tmp_path / 'efc' / 'segmenter.json'}"):
     kitti_flow_predict.predict(str(tmp_path), kitti_root, str(tmp_path / "pred"))
   model_dir, _ = run
   with pytest.raises(ValueError, match="multiples of 32"):
     kitti_flow_predict.predict(model_dir, kitti_root, str(tmp_path / "pred"), size=(60, 96))
-  # The flags say the flow branch is twice as wide as the one checkpointed.
-  other = str(tmp_path / "other")
-  os.makedirs(other)
-  with open(os.path.join(model_dir, flags_lib.FLAGS_FILE), encoding="utf-8") as f:
-    text = f.read()
-  with open(os.path.join(other, flags_lib.FLAGS_FILE), "w", encoding="utf-8") as f:
-    f.write(text.replace("--efc_flow_filters=8", "--efc_flow_filters=16"))
-  os.symlink(os.path.join(model_dir, "efc"), os.path.join(other, "efc"))
-  with pytest.raises(ValueError, match=r"ckpt-0 does not restore the flow branch built from .*flags\.txt"):
-    kitti_flow_predict.load_networks(other)
+  # The record says the flow branch is twice as wide as the one checkpointed.
+  other = tmp_path / "other" / "efc"
+  shutil.copytree(os.path.join(model_dir, "efc"), other)
+  record = json.loads((other / "segmenter.json").read_text())
+  assert record["networks"]["flow_net"]["filters"] == 8
+  record["networks"]["flow_net"]["filters"] = 16
+  (other / "segmenter.json").write_text(json.dumps(record))
+  with pytest.raises(ValueError, match=r"ckpt-0 does not restore the flow branch recorded in .*segmenter\.json"):
+    kitti_flow_predict.load_networks(str(tmp_path / "other"))
+  # A record without the flow branch (a segmentation stage's) is named.
+  del record["networks"]
+  (other / "segmenter.json").write_text(json.dumps(record))
+  with pytest.raises(ValueError, match=r"segmenter\.json records no network 'flow_net'"):
+    kitti_flow_predict.load_networks(str(tmp_path / "other"))

@@ -152,7 +152,8 @@ def test_efficientnet_lite0_encoder_starts_from_imagenet_with_frozen_statistics(
   assert depth.shape == (3, HEIGHT, WIDTH) and bool(tf.reduce_all(depth > 0))
   weights = pretrained.converted_weights()
   np.testing.assert_array_equal(model.encoder.stem_conv.get_weights()[0], weights["stem_conv"][0])
-  np.testing.assert_array_equal(model.encoder.blocks[0].depthwise_bn.get_weights()[2], weights["block0/depthwise_bn"][2])
+  np.testing.assert_array_equal(model.encoder.blocks[0].depthwise_bn.get_weights()[2],
+                                weights["block0/depthwise_bn"][2])
   assert model.encoder.channels == {1: 16, 2: 24, 3: 40, 4: 112, 5: 320}
   np.testing.assert_allclose(model(images[:1], training=True)["depth"], depth[:1], rtol=1e-5)
   moving_mean = model.encoder.stem_bn.moving_mean.numpy()

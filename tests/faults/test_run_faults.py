@@ -138,7 +138,8 @@ def test_continuing_a_run_with_other_flags_is_refused(tmp_path):
   (tmp_path / "flags.txt").write_text("--stages=toy_regression\n--learning_rate=0.05\n--batch_size=8\n--seed=1\n")
   train.check_continuation(config)  # the same settings
   train.check_continuation(_config(tmp_path, train_steps=50, summary_every=7, eval_max_batches=3))  # run length, logs
-  with pytest.raises(train.RunError, match=r"--learning_rate: 0\.05 recorded, 0\.1 now(.|\n)*--seed: 1 recorded, 2 now"):
+  with pytest.raises(train.RunError,
+                     match=r"--learning_rate: 0\.05 recorded, 0\.1 now(.|\n)*--seed: 1 recorded, 2 now"):
     train.check_continuation(_config(tmp_path, learning_rate=0.1, seed=2))
   train.check_continuation(_config(tmp_path / "elsewhere", learning_rate=0.1))  # a new model_dir has no record
 

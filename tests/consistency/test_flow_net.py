@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from depth_motion import flow_net
+from consistency import flow_net
 
 CHANNELS = {2: 8, 3: 16, 4: 16, 5: 32}
 

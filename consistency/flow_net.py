@@ -73,7 +73,7 @@ def upsample_flow(flow, factor):
   return resize_flow(flow, (shape[1] * factor, shape[2] * factor))
 
 
-@keras.saving.register_keras_serializable(package="depth_motion")
+@keras.saving.register_keras_serializable(package="consistency")
 class OcclusionHead(keras.layers.Layer):
   """EFC's occlusion head: 3x3 conv 32 (leaky ReLU) -> 3x3 conv 1. Call: [B, H, W, C] -> logits [B, H, W, 1]."""
 
@@ -99,7 +99,7 @@ class OcclusionHead(keras.layers.Layer):
     return config
 
 
-@keras.saving.register_keras_serializable(package="depth_motion")
+@keras.saving.register_keras_serializable(package="consistency")
 class FlowNet(keras.Model):
   """Two frames' encoder levels -> flow a -> b and occlusion of a at several levels (see the module docstring).
 
@@ -223,12 +223,15 @@ class FlowNet(keras.Model):
     return {"flow": flow, "occlusion": {level: tf.sigmoid(v) for level, v in logits.items()},
             "occlusion_logits": logits}
 
+  def architecture(self):
+    """The constructor arguments that rebuild this network (JSON types): `FlowNet(**architecture)`."""
+    return {"levels": list(self.levels), "correlation_level": self.correlation_level,
+            "max_displacement": self.max_displacement, "displacement_stride": self.displacement_stride,
+            "filters": self.filters, "redirect_filters": self.redirect_filters, "flow_scale": self.flow_scale}
+
   def get_config(self):
     config = super().get_config()
-    config.update({"levels": self.levels, "correlation_level": self.correlation_level,
-                   "max_displacement": self.max_displacement, "displacement_stride": self.displacement_stride,
-                   "filters": self.filters, "redirect_filters": self.redirect_filters,
-                   "flow_scale": self.flow_scale})
+    config.update(self.architecture())
     return config
 
 
