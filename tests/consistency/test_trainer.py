@@ -89,8 +89,8 @@ def test_non_finite_guard_names_the_step_and_term_and_keeps_the_last_good_checkp
 def test_warm_start_restores_a_part_and_fails_loudly_on_mismatch(tmp_path):
   source = _trainer(_config(tmp_path / "source"))
   source.train()
-  source = str(tmp_path / "source" / "toy_regression")
-  target = _trainer(_config(tmp_path / "target", warm_start=(("regressor", source),)))
+  source_dir = str(tmp_path / "source" / "toy_regression")
+  target = _trainer(_config(tmp_path / "target", warm_start=(("regressor", source_dir),)))
   target.restore_or_warm_start()
   for a, b in zip(_weights(source), _weights(target)):
     np.testing.assert_array_equal(a, b)
