@@ -4,6 +4,9 @@ its default, help and choices; `flags.py` defines the command-line flag of every
 import dataclasses
 import math
 
+# The efc loss terms whose weight is a setting (efc_<term>_weight).
+EFC_WEIGHTS = ("consistency", "occlusion", "smoothness", "photometric")
+
 
 def setting(default, help_text, choices=()):
   """A TrainConfig field: its default, the help of its flag and, for an enum, its allowed values."""
@@ -251,6 +254,16 @@ class TrainConfig:
       "baseline alone.")
 
   def __post_init__(self):
+    """Validates every group (harness, data, depth_motion, efc, consistency) once: a wrong value fails here, naming
+    the setting, before any data is read or model built. What needs the data or the working size together with a
+    stage (a split without labels, a loss level too small for the images) is checked by that stage's preflight."""
+    self._check_harness()
+    self._check_data()
+    self._check_depth_motion()
+    self._check_efc()
+    self._check_consistency()
+
+  def _check_harness(self):
     positive = ("train_steps", "batch_size", "steps_per_loop", "num_cpu_replicas", "checkpoint_every",
                 "keep_checkpoints", "summary_every", "height", "width")
     for name in positive:
@@ -267,8 +280,12 @@ class TrainConfig:
       raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
     if self.profile_steps and (len(self.profile_steps) != 2 or not 0 <= self.profile_steps[0] < self.profile_steps[1]):
       raise ValueError(f"profile_steps must be START,END with 0 <= START < END. Received: {self.profile_steps}")
+
+  def _check_data(self):
     if not 0.0 < self.label_fraction <= 1.0:
       raise ValueError(f"label_fraction must be in (0, 1]. Received: {self.label_fraction}")
+
+  def _check_depth_motion(self):
     if self.dm_clip_length < 2 or self.dm_min_gap < 1 or self.dm_max_gap < self.dm_min_gap:
       raise ValueError(f"dm_clip_length must be >= 2 and 1 <= dm_min_gap <= dm_max_gap. Received: "
                        f"{self.dm_clip_length}, {self.dm_min_gap}, {self.dm_max_gap}")
@@ -287,13 +304,34 @@ class TrainConfig:
       raise ValueError(f"dm_motion_match_radius must be >= 1 (pixels). Received: {self.dm_motion_match_radius}")
     if self.dm_motion_correlation_radius < 1:
       raise ValueError(f"dm_motion_correlation_radius must be >= 1. Received: {self.dm_motion_correlation_radius}")
+    ramp = self.dm_residual_ramp_steps
+    if len(ramp) != 2 or not 0 <= ramp[0] <= ramp[1]:
+      raise ValueError(f"dm_residual_ramp_steps must be BEGIN,END with 0 <= BEGIN <= END. Received: "
+                       f"{self.dm_residual_ramp_steps}")
+
+  def _check_efc(self):
+    if not 0.0 <= self.efc_labelled_pairs <= 1.0:
+      raise ValueError(f"efc_labelled_pairs must be in [0, 1]. Received: {self.efc_labelled_pairs}")
+    if not 1 <= self.efc_min_gap <= self.efc_max_gap or self.efc_eval_gap < 1:
+      raise ValueError(f"Need 1 <= efc_min_gap <= efc_max_gap and efc_eval_gap >= 1. Received: {self.efc_min_gap}, "
+                       f"{self.efc_max_gap}, {self.efc_eval_gap}")
+    weights = {name: getattr(self, f"efc_{name}_weight") for name in EFC_WEIGHTS}
+    if any(weight < 0 for weight in weights.values()):
+      raise ValueError(f"EFC loss weights must be >= 0. Received: {weights}")
+    if self.efc_occlusion_mask and not self.efc_occlusion_weight:
+      raise ValueError("--efc_occlusion_mask needs --efc_occlusion_weight > 0 (the occlusion heads would be "
+                       "untrained); pass --noefc_occlusion_mask to ablate occlusion estimation.")
+    levels = tuple(self.efc_flow_levels)
+    bad = [level for level in self.efc_loss_levels if level > max(levels, default=0) or 0 < level < 2]
+    bad += [level for level in self.efc_consistency_levels if level not in levels]
+    if bad:
+      raise ValueError(f"EFC levels {bad} are not usable: loss levels must be 0 or flow levels {levels}, consistency "
+                       "levels must be flow levels.")
+
+  def _check_consistency(self):
     if self.consistency_min_gap < 1 or self.consistency_max_gap < self.consistency_min_gap:
       raise ValueError(f"consistency gaps need 1 <= consistency_min_gap <= consistency_max_gap. Received: "
                        f"{self.consistency_min_gap}, {self.consistency_max_gap}")
     if self.consistency_weight < 0 or self.pseudo_label_weight < 0:
       raise ValueError(f"consistency_weight and pseudo_label_weight must be >= 0. Received: "
                        f"{self.consistency_weight}, {self.pseudo_label_weight}")
-    ramp = self.dm_residual_ramp_steps
-    if len(ramp) != 2 or not 0 <= ramp[0] <= ramp[1]:
-      raise ValueError(f"dm_residual_ramp_steps must be BEGIN,END with 0 <= BEGIN <= END. Received: "
-                       f"{self.dm_residual_ramp_steps}")

@@ -38,6 +38,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from consistency import config as config_lib
 from consistency import efc_losses
 from consistency import flow_evaluation
 from consistency import flow_net as flow_net_lib
@@ -53,7 +54,6 @@ from segmentation import losses as seg_losses
 from segmentation import metrics as metrics_lib
 from segmentation import segmenter as segmenter_lib
 
-UNSUPERVISED_TERMS = ("consistency", "occlusion", "smoothness", "photometric")
 # The encoder levels the flow branch can read (`Segmenter.backbone_features`: 1/4 .. 1/32).
 ENCODER_LEVELS = (2, 3, 4, 5)
 # The photometric loss compares 3x3 SSIM windows: every loss level must be at least this large.
@@ -81,38 +81,19 @@ class EfcStage(video.VideoStage):
   """Joint training of the segmenter and the flow / occlusion branch (see the module docstring)."""
 
   def __init__(self, config):
+    """The settings were validated with the config (`TrainConfig._check_efc`); what needs the data or the working
+    size is checked by `preflight`."""
     super().__init__(config)
-    if not 0.0 <= config.efc_labelled_pairs <= 1.0:
-      raise ValueError(f"efc_labelled_pairs must be in [0, 1]. Received: {config.efc_labelled_pairs}")
-    if not 1 <= config.efc_min_gap <= config.efc_max_gap or config.efc_eval_gap < 1:
-      raise ValueError(f"Need 1 <= efc_min_gap <= efc_max_gap and efc_eval_gap >= 1. Received: {config.efc_min_gap}, "
-                       f"{config.efc_max_gap}, {config.efc_eval_gap}")
-    self.weights = efc_losses.loss_weights({
-        "consistency": config.efc_consistency_weight,
-        "occlusion": config.efc_occlusion_weight, "smoothness": config.efc_smoothness_weight,
-        "photometric": config.efc_photometric_weight})
+    self.weights = efc_losses.loss_weights({name: getattr(config, f"efc_{name}_weight")
+                                            for name in config_lib.EFC_WEIGHTS})
     if config.efc_flow_only:
       self.weights.update(segmentation=0.0, consistency=0.0)
-    if any(w < 0 for w in self.weights.values()):
-      raise ValueError(f"EFC loss weights must be >= 0. Received: {self.weights}")
-    if config.efc_occlusion_mask and self.weights["occlusion"] == 0.0:
-      raise ValueError("--efc_occlusion_mask needs --efc_occlusion_weight > 0 (the occlusion heads would be "
-                       "untrained); pass --noefc_occlusion_mask to ablate occlusion estimation.")
-    self.flow_active = any(self.weights[name] > 0 for name in UNSUPERVISED_TERMS)
+    self.flow_active = any(self.weights[name] > 0 for name in config_lib.EFC_WEIGHTS)
     self.error_mask = config.efc_error_mask and not config.efc_flow_only
     self.loss_config = efc_losses.EfcLossConfig(
         loss_levels=tuple(config.efc_loss_levels), consistency_levels=tuple(config.efc_consistency_levels),
         occlusion_mask=config.efc_occlusion_mask, error_mask=self.error_mask)
-    levels = tuple(config.efc_flow_levels)
-    bad = [level for level in config.efc_loss_levels if level > max(levels) or 0 < level < 2]
-    bad += [level for level in config.efc_consistency_levels if level not in levels]
-    if bad:
-      raise ValueError(f"EFC levels {bad} are not usable: loss levels must be 0 or flow levels {levels}, consistency "
-                       "levels must be flow levels.")
-    num_classes = sources.num_classes(self.source)
-    if config.class_weights and len(config.class_weights) != num_classes:
-      raise ValueError(f"--class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
-                       f"Received {len(config.class_weights)}.")
+    supervised.check_class_weights(config, self.source)
     self.segmenter_config = supervised.segmenter_config(config)
     self.labelled_per_batch = int(round(config.efc_labelled_pairs * config.batch_size))
     self._eval_source = None

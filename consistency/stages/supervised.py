@@ -27,6 +27,14 @@ def segmenter_config(config):
       num_classes=sources.num_classes(video.source_spec(config)), input_size=(config.height, config.width))
 
 
+def check_class_weights(config, source):
+  """--class_weights holds one weight per class of the dataset, or none (the class count comes from the data)."""
+  num_classes = sources.num_classes(source)
+  if config.class_weights and len(config.class_weights) != num_classes:
+    raise ValueError(f"--class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
+                     f"Received {len(config.class_weights)}.")
+
+
 def _single_frames(batch):
   return {"image": batch["image"][:, 0], "label": batch["label"][:, 0]}
 
@@ -36,10 +44,7 @@ class SupervisedStage(video.VideoStage):
 
   def __init__(self, config):
     super().__init__(config)
-    num_classes = sources.num_classes(self.source)
-    if config.class_weights and len(config.class_weights) != num_classes:
-      raise ValueError(f"class_weights needs {num_classes} values (one per class of dataset={config.dataset}). "
-                       f"Received {len(config.class_weights)}.")
+    check_class_weights(config, self.source)
     self.segmenter_config = segmenter_config(config)
 
   def clip_config(self, training):
