@@ -1,4 +1,4 @@
-"""Test-wide settings: quiet TensorFlow logging, deterministic seeds."""
+"""Test-wide settings: quiet TensorFlow logging, deterministic seeds; the small synthetic video, rendered once."""
 
 import os
 
@@ -19,3 +19,17 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 def _seed():
   tf.random.set_seed(0)
   np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+  """root(height=64, width=64): a folder holding the small synthetic video (`tests.tiny.SYNTHETIC_SETTINGS`) rendered
+  at that size, shared by the whole session (a stage renders it on first use; tests only read it)."""
+  roots = {}
+
+  def root(height=64, width=64):
+    if (height, width) not in roots:
+      roots[height, width] = str(tmp_path_factory.mktemp(f"synthetic_{height}x{width}"))
+    return roots[height, width]
+
+  return root

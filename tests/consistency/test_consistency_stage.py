@@ -5,7 +5,6 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import train
 from consistency.stages import consistency as consistency_stage
 from consistency.stages import segmentation as segmentation_stage
@@ -13,17 +12,13 @@ from consistency.stages import supervised
 from datasets import clips
 from depth_motion import geometry
 from segmentation import segmenter as segmenter_lib
-
-from tests.consistency.test_segmentation_stage import TINY
+from tests import tiny
 
 
 def _config(model_dir, data_root, **overrides):
-  base = dict(model_dir=str(model_dir), train_steps=3, batch_size=2, learning_rate=1e-2, steps_per_loop=3,
-              checkpoint_every=3, summary_every=3, image_summary_every=0, dataset="synthetic", data_root=str(data_root),
-              synthetic_scenes=3, synthetic_frames=8, height=64, width=64, label_fraction=0.5, eval_max_batches=1,
-              geometry="ground_truth", **TINY)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+  base = dict(train_steps=3, learning_rate=1e-2, steps_per_loop=3, checkpoint_every=3, summary_every=3,
+              label_fraction=0.5, geometry="ground_truth")
+  return tiny.video_config(model_dir, data_root, **{**base, **overrides})
 
 
 def _segmenter_weights(config, stage_dir):
@@ -34,10 +29,10 @@ def _segmenter_weights(config, stage_dir):
   return {weight.path.split("/", 1)[1]: weight.numpy() for weight in model.weights}
 
 
-def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path):
+def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path, synthetic_root):
   # The control and the consistency stage with its loss weighted 0, from the same (seeded) start. (Both warm-start
   # from a baseline the same way, and the loss, when on, moves the weights away from the control's: test_quickstart.)
-  config = _config(tmp_path / "run", tmp_path / "data", stages=("control", "consistency"), consistency_weight=0.0,
+  config = _config(tmp_path / "run", synthetic_root(), stages=("control", "consistency"), consistency_weight=0.0,
                    consistency_init_dir="none")
   train.run(config)
   control, zero = (_segmenter_weights(config, str(tmp_path / "run" / stage)) for stage in ("control", "consistency"))
@@ -48,14 +43,14 @@ def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path):
   # The metrics say how many labelled frames the segmenter learned from.
   with open(tmp_path / "run" / "control" / "metrics.json", encoding="utf-8") as f:
     labelled = json.load(f)["labelled_frames"]
-  stage = segmentation_stage.SegmentationStage(_config(tmp_path / "run", tmp_path / "data"))
+  stage = segmentation_stage.SegmentationStage(_config(tmp_path / "run", synthetic_root()))
   assert labelled == round(0.5 * sum(scene.num_frames for scene in stage.scenes("train"))) > 0
 
 
-def test_ground_truth_correspondences_carry_frame_i_labels_onto_frame_j(tmp_path):
+def test_ground_truth_correspondences_carry_frame_i_labels_onto_frame_j(tmp_path, synthetic_root):
   # The oracle geometry through the stage's own pair pipeline (augmented: flips and scale-and-crop, with K, depth and
   # poses following): frame i's labels, resampled where frame j's visible pixels land, are frame j's labels.
-  config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), batch_size=4, label_fraction=1.0,
+  config = _config(tmp_path / "run", synthetic_root(), stages=("consistency",), batch_size=4, label_fraction=1.0,
                    consistency_max_gap=3)
   stage = consistency_stage.ConsistencyStage(config)
   pairs = clips.clips(stage.scenes("train"), stage.pair_config(True), training=True)

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from consistency import config as config_lib
 from consistency import flags as flags_lib
 from consistency import stage as stage_lib
 from consistency import train
@@ -20,16 +19,13 @@ from depth_motion import intrinsics_table as intrinsics_table_lib
 from depth_motion import losses as losses_lib
 from depth_motion import metrics as metrics_lib
 from depth_motion import teachers as teachers_lib
+from tests import tiny
 from tests.datasets import fixtures
 
 
-def _config(tmp_path, **overrides):
-  base = dict(model_dir=str(tmp_path / "run"), stages=("depth_motion",), train_steps=2, batch_size=2,
-              steps_per_loop=2, checkpoint_every=2, summary_every=2, image_summary_every=2, dataset="synthetic",
-              data_root=str(tmp_path / "data"), synthetic_scenes=3, synthetic_frames=8, height=64, width=64,
-              eval_max_batches=1)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+def _config(tmp_path, data_root, **overrides):
+  return tiny.video_config(tmp_path / "run", data_root, **{"stages": ("depth_motion",), "image_summary_every": 2,
+                                                           **overrides})
 
 
 def _check_run(config):
@@ -53,8 +49,8 @@ def _check_run(config):
 
 # The default suite runs the stage through the shortened quickstart (tests/consistency/test_quickstart.py).
 @pytest.mark.slow
-def test_stage_trains_evaluates_against_ground_truth_and_restores_as_teachers(tmp_path):
-  config = _config(tmp_path, dm_loss_weights=(("depth_consistency", 0.0),))
+def test_stage_trains_evaluates_against_ground_truth_and_restores_as_teachers(tmp_path, synthetic_root):
+  config = _config(tmp_path, synthetic_root(), dm_loss_weights=(("depth_consistency", 0.0),))
   losses, stage_dir = _check_run(config)
   # Terms with weight 0 are neither computed into the total nor reported.
   assert "depth_consistency" not in losses and {"rgb", "ssim", "depth_smoothness", "total"} <= set(losses)
@@ -116,8 +112,8 @@ def test_teachers_of_an_earlier_version_load_unless_they_used_a_removed_option(t
 
 
 @pytest.mark.slow
-def test_per_video_intrinsics_and_residual_translation_train(tmp_path):
-  losses, _ = _check_run(_config(tmp_path, dm_intrinsics="per_video", dm_residual_translation=True,
+def test_per_video_intrinsics_and_residual_translation_train(tmp_path, synthetic_root):
+  losses, _ = _check_run(_config(tmp_path, synthetic_root(), dm_intrinsics="per_video", dm_residual_translation=True,
                                  dm_residual_ramp_steps=(0, 1), dm_loss_preset="later", dm_occlusion_tolerance=0.05,
                                  dm_photometric_blurs=(1, 5)))
   assert losses["motion_drift"] >= 0.0
@@ -142,31 +138,14 @@ def test_loss_weight_and_ramp_flags_parse():
       flags_lib.config_from_flags()
   finally:
     flags.FLAGS.unparse_flags()
-  with pytest.raises(ValueError, match="dm_occlusion_tolerance"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_occlusion_tolerance=-0.1)
-  for blurs in ((), (1, 0)):
-    with pytest.raises(ValueError, match="dm_photometric_blurs"):
-      config_lib.TrainConfig(model_dir="/tmp/x", dm_photometric_blurs=blurs)
-  with pytest.raises(ValueError, match="dm_motion_trunk"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_trunk="resnet")
-  with pytest.raises(ValueError, match="residual"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_trunk="correlation", dm_residual_translation=True)
-  with pytest.raises(ValueError, match="dm_motion_correlation_radius"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_correlation_radius=0)
-  with pytest.raises(ValueError, match="no residual"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_pose_solver="least_squares", dm_residual_translation=True)
-  with pytest.raises(ValueError, match="dm_motion_match_radius"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_match_radius=0)
-  with pytest.raises(ValueError, match="dm_motion_pose_solver"):
-    config_lib.TrainConfig(model_dir="/tmp/x", dm_motion_pose_solver="svd")
   with pytest.raises(ValueError, match="Unknown loss weight"):
-    depth_motion_stage.DepthMotionStage(config_lib.TrainConfig(model_dir="/tmp/x", dm_loss_weights=(("rbg", 1.0),)))
+    depth_motion_stage.DepthMotionStage(tiny.train_config("/tmp/x", dm_loss_weights=(("rbg", 1.0),)))
 
 
 @pytest.mark.slow
-def test_a_few_hundred_steps_overfit_one_clip(tmp_path):
+def test_a_few_hundred_steps_overfit_one_clip(tmp_path, synthetic_root):
   """The unsupervised losses are learnable: on one synthetic clip the photometric loss falls well below its start."""
-  config = _config(tmp_path, batch_size=1, dm_augment=False, dm_max_noise_stddev=0.0)
+  config = _config(tmp_path, synthetic_root(), batch_size=1, dm_augment=False, dm_max_noise_stddev=0.0)
   stage = depth_motion_stage.DepthMotionStage(config)
   models = stage.build_models()
   batch = next(iter(stage.train_dataset(0)))
@@ -187,11 +166,12 @@ def test_a_few_hundred_steps_overfit_one_clip(tmp_path):
 
 
 @pytest.mark.slow
-def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path):
+def test_depth_network_fits_one_clip_given_the_true_motion(tmp_path, synthetic_root):
   """With the true motion and K, the photometric losses alone teach the depth network one clip's depth: its
   median-scaled AbsRel falls below half of a constant map's (0.18 -> 0.03 in 100 steps at 64x96 when written)."""
-  config = _config(tmp_path, batch_size=2, height=64, width=96, dm_clip_length=2, dm_min_gap=2, dm_max_gap=2,
-                   dm_augment=False, dm_max_noise_stddev=0.0, dm_loss_preset="later", dm_occlusion_tolerance=0.05)
+  config = _config(tmp_path, synthetic_root(64, 96), batch_size=2, height=64, width=96, dm_clip_length=2,
+                   dm_min_gap=2, dm_max_gap=2, dm_augment=False, dm_max_noise_stddev=0.0, dm_loss_preset="later",
+                   dm_occlusion_tolerance=0.05)
   stage = depth_motion_stage.DepthMotionStage(config)
   models = stage.build_models()
   batch = next(iter(stage.eval_dataset()))  # pairs with ground truth
@@ -257,8 +237,8 @@ def _eval_result(stage, totals):
   return metrics, [call.args[0] % call.args[1:] for call in warning.call_args_list]
 
 
-def test_eval_result_with_ground_truth_reports_every_metric_and_warns_nothing(tmp_path):
-  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+def test_eval_result_with_ground_truth_reports_every_metric_and_warns_nothing(tmp_path, synthetic_root):
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, synthetic_root()))
   metrics, warnings = _eval_result(stage, _totals(_split_totals(2, 2, 2), _split_totals(2, 2, 2)))
   assert not warnings
   for name in ("depth_abs_rel_median_scaled", "depth_rmse_unscaled", "depth_scale", "depth_abs_rel_constant_reference",
@@ -272,7 +252,7 @@ def test_eval_result_with_ground_truth_reports_every_metric_and_warns_nothing(tm
 def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_path):
   """No depth and no poses (the probe reported AbsRel 0.000 with depth_images 0); a pair whose true translation has
   no direction; CamVid's stand-in K (no --camvid_intrinsics): absent, each named with its reason in one warning."""
-  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, tmp_path / "data"))
   validation = _split_totals(0, 0, 0)
   metrics, warnings = _eval_result(stage, _totals(validation, _split_totals(2, 2, 0)))
   assert not [name for name in metrics if name.startswith("depth_") and name != "depth_images"]
@@ -297,10 +277,10 @@ def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_pa
       "camera poses)" in warnings[0]
 
   camvid_root = fixtures.write_camvid(str(tmp_path / "CamVid"))
-  camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root))
+  camvid = depth_motion_stage.DepthMotionStage(_config(tmp_path, camvid_root, dataset="camvid"))
   assert not camvid.true_intrinsics
   camvid.scenes("val")  # indexed (and the reader's own warning given) before the evaluation
-  assert depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root,
+  assert depth_motion_stage.DepthMotionStage(_config(tmp_path, camvid_root, dataset="camvid",
                                                      camvid_intrinsics=(400.0, 400.0, 240.0, 180.0))).true_intrinsics
   no_k = _split_totals(0, 0, 0, intrinsics=False)  # eval_step computes no intrinsics errors against a stand-in
   metrics, warnings = _eval_result(camvid, _totals(no_k, no_k))
@@ -310,7 +290,7 @@ def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_pa
       "<video>.intrinsics.txt): its K is a stand-in" in \
       warnings[0]
   # Per-video intrinsics are scored against each training video's K: not against a stand-in either.
-  per_video = depth_motion_stage.DepthMotionStage(_config(tmp_path, dataset="camvid", data_root=camvid_root,
+  per_video = depth_motion_stage.DepthMotionStage(_config(tmp_path, camvid_root, dataset="camvid",
                                                           dm_intrinsics="per_video"))
   per_video._models = {"intrinsics": intrinsics_table_lib.IntrinsicsTable(len(per_video.scenes("train")), (64, 64))}
   per_video.scenes("val")
@@ -325,7 +305,7 @@ def test_eval_result_leaves_out_what_has_no_ground_truth_with_one_warning(tmp_pa
 ])
 def test_preflight_rejects_sizes_depth_net_cannot_take(tmp_path, overrides, message):
   """Before the data is touched (nothing generated): the run fails in seconds instead of at the first step."""
-  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, **overrides))
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, tmp_path / "data", **overrides))
   with unittest.mock.patch.object(stage_lib.Stage, "preflight") as data_checks:
     with pytest.raises(ValueError, match=message):
       stage.preflight()
@@ -334,7 +314,7 @@ def test_preflight_rejects_sizes_depth_net_cannot_take(tmp_path, overrides, mess
 
 
 def test_preflight_checks_the_data_after_the_size(tmp_path):
-  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path))
+  stage = depth_motion_stage.DepthMotionStage(_config(tmp_path, tmp_path / "data"))
   with unittest.mock.patch.object(stage_lib.Stage, "preflight") as data_checks:
     stage.preflight()
   data_checks.assert_called_once_with()
@@ -342,7 +322,7 @@ def test_preflight_checks_the_data_after_the_size(tmp_path):
 
 def test_the_run_stops_at_preflight_on_a_size_depth_net_cannot_take(tmp_path):
   """Through the training driver: rejected before any stage trains or any data is generated."""
-  config = _config(tmp_path, height=48)
+  config = _config(tmp_path, tmp_path / "data", height=48)
   with pytest.raises(train.RunError, match=r"Stage depth_motion: --height=48 does not suit the depth_motion stage"):
     train.preflight(config, tf.distribute.get_strategy())
   assert not os.path.exists(str(tmp_path / "data")) and not os.path.exists(os.path.join(config.model_dir,

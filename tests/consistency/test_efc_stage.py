@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import flow_evaluation
 from consistency import stage as stage_lib
 from consistency import train
@@ -21,23 +20,19 @@ from segmentation import segmenter
 from tests import tiny
 from tests.datasets import fixtures
 
-TINY = tiny.EFC_SETTINGS
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("efc_data"))
+@pytest.fixture(name="data_root")
+def _data_root(synthetic_root):
+  return synthetic_root(64, 96)
 
 
 def _config(tmp_path, data_root, **overrides):
   # Eager training steps: tracing the joint graph costs more than the two steps themselves (the graph is exercised
   # by evaluation here, and by benchmarks/efc_step.py and the flagfiles).
-  base = dict(model_dir=str(tmp_path / "run"), stages=("efc",), train_steps=2, batch_size=4, learning_rate=1e-3,
-              steps_per_loop=2, checkpoint_every=2, summary_every=2, image_summary_every=2, dataset="synthetic",
-              data_root=data_root, synthetic_scenes=3, synthetic_frames=8, height=64, width=96, label_fraction=0.25,
-              eval_max_batches=1, efc_loss_levels=(0, 2, 3, 4), run_eagerly=True, **TINY)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+  base = dict(stages=("efc",), batch_size=4, learning_rate=1e-3, image_summary_every=2, width=96, label_fraction=0.25,
+              efc_loss_levels=(0, 2, 3, 4), run_eagerly=True, **tiny.EFC_SETTINGS)
+  return tiny.video_config(tmp_path / "run", data_root, **{**base, **overrides})
 
 
 def test_interleave_spreads_labelled_pairs():

@@ -6,20 +6,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import distribution
 from consistency import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
 from consistency import trainer as trainer_lib
 from tests import tiny
 
-TINY = tiny.EFC_SETTINGS
 STAGES = {
-    "segmentation": dict(label_fraction=0.5, **TINY),
+    "segmentation": dict(label_fraction=0.5),
     "depth_motion": dict(dm_clip_length=2, dm_motion_pose_solver="least_squares", dm_motion_trunk="correlation",
                          dm_intrinsics="given", dm_max_noise_stddev=0.0),
-    "consistency": dict(label_fraction=0.5, geometry="ground_truth", consistency_init_dir="none", **TINY),
-    "efc": dict(label_fraction=0.5, width=96, efc_loss_levels=(0, 2, 3, 4), **TINY),
+    "consistency": dict(label_fraction=0.5, geometry="ground_truth", consistency_init_dir="none"),
+    "efc": dict(label_fraction=0.5, width=96, efc_loss_levels=(0, 2, 3, 4), **tiny.EFC_SETTINGS),
 }
 
 
@@ -29,11 +27,10 @@ def _float32_policy_after():
   keras.mixed_precision.set_global_policy("float32")
 
 
-def _trainer(tmp_path, name, precision):
-  settings = dict(model_dir=str(tmp_path / precision), stages=(name,), batch_size=2, dataset="synthetic",
-                  data_root=str(tmp_path / "data"), synthetic_scenes=3, synthetic_frames=8, height=64, width=64,
-                  mixed_precision=precision)
-  config = config_lib.TrainConfig(**{**settings, **STAGES[name]})
+def _trainer(tmp_path, synthetic_root, name, precision):
+  settings = STAGES[name]
+  config = tiny.video_config(tmp_path / precision, synthetic_root(64, settings.get("width", 64)), stages=(name,),
+                             mixed_precision=precision, **settings)
   stage = stage_lib.get(name)(config)
   return stage, trainer_lib.Trainer(stage, config, distribution.create_strategy(1), str(tmp_path / precision / name))
 
@@ -48,14 +45,14 @@ def _losses_and_gradients(stage, trainer, batch):
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_a_bf16_step_matches_the_float32_step(tmp_path, name, float32_policy_after):
+def test_a_bf16_step_matches_the_float32_step(tmp_path, synthetic_root, name, float32_policy_after):
   del float32_policy_after
-  stage, reference = _trainer(tmp_path, name, "none")
+  stage, reference = _trainer(tmp_path, synthetic_root, name, "none")
   batch = next(iter(stage.train_dataset(0)))
   expected, _ = _losses_and_gradients(stage, reference, batch)
   weights = {key: model.get_weights() for key, model in reference.models.items()}
 
-  stage, mixed = _trainer(tmp_path, name, "mixed_bfloat16")
+  stage, mixed = _trainer(tmp_path, synthetic_root, name, "mixed_bfloat16")
   assert keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
   for key, model in mixed.models.items():
     model.set_weights(weights[key])

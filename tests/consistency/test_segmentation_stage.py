@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import train
 from consistency.stages import segmentation as segmentation_stage
 from consistency.stages import supervised
@@ -17,16 +16,12 @@ from datasets import labels
 from segmentation import losses as seg_losses
 from tests import tiny
 
-TINY = tiny.SEGMENTER_SETTINGS
 
 
-def _config(tmp_path, **overrides):
-  base = dict(model_dir=str(tmp_path / "run"), stages=("segmentation",), train_steps=6, batch_size=4,
-              learning_rate=1e-3, steps_per_loop=3, checkpoint_every=6, summary_every=3, image_summary_every=6,
-              dataset="synthetic", data_root=str(tmp_path / "data"), synthetic_scenes=3, synthetic_frames=8,
-              height=64, width=64, label_fraction=0.5, eval_max_batches=2, **TINY)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+def _config(tmp_path, data_root, **overrides):
+  base = dict(stages=("segmentation",), train_steps=6, batch_size=4, learning_rate=1e-3, steps_per_loop=3,
+              checkpoint_every=6, summary_every=3, image_summary_every=6, label_fraction=0.5, eval_max_batches=2)
+  return tiny.video_config(tmp_path / "run", data_root, **{**base, **overrides})
 
 
 def test_cross_entropy_known_answers():
@@ -44,7 +39,7 @@ def test_cross_entropy_known_answers():
 
 @pytest.mark.slow  # ~90 s; the default suite trains this stage through the shortened quickstart (test_quickstart.py)
 def test_segmentation_stage_trains_evaluates_and_records_its_config(tmp_path):
-  config = _config(tmp_path)
+  config = _config(tmp_path, tmp_path / "data")
   losses = train.run(config)["segmentation"]
   assert np.isfinite(losses["cross_entropy"])
   stage_dir = os.path.join(config.model_dir, "segmentation")
@@ -60,8 +55,8 @@ def test_segmentation_stage_trains_evaluates_and_records_its_config(tmp_path):
   assert os.path.isfile(os.path.join(tmp_path, "data", "scannetv2_train.txt"))
 
 
-def test_training_batches_hold_only_kept_labels(tmp_path):
-  stage = segmentation_stage.SegmentationStage(_config(tmp_path, label_fraction=0.25))
+def test_training_batches_hold_only_kept_labels(tmp_path, synthetic_root):
+  stage = segmentation_stage.SegmentationStage(_config(tmp_path, synthetic_root(), label_fraction=0.25))
   batch = next(iter(stage.train_dataset(0)))
   assert batch["image"].shape == (4, 64, 64, 3) and batch["label"].shape == (4, 64, 64)
   assert np.all(np.any(batch["label"].numpy() != labels.IGNORE_LABEL, axis=(1, 2)))
@@ -70,6 +65,6 @@ def test_training_batches_hold_only_kept_labels(tmp_path):
   assert len(kept) == round(0.25 * train_frames)
 
 
-def test_bad_class_weights(tmp_path):
+def test_bad_class_weights(tmp_path, synthetic_root):
   with pytest.raises(ValueError, match="class_weights needs 21 values"):
-    segmentation_stage.SegmentationStage(_config(tmp_path, class_weights=(1.0, 2.0)))
+    segmentation_stage.SegmentationStage(_config(tmp_path, synthetic_root(), class_weights=(1.0, 2.0)))

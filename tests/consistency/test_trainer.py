@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import optimization
 from consistency import train
 from consistency import trainer as trainer_lib
 from consistency.stages import toy_regression
+from tests import tiny
 
 
 def _config(model_dir, **overrides):
-  base = dict(model_dir=str(model_dir), stages=("toy_regression",), train_steps=20, batch_size=8,
-              learning_rate=0.05, steps_per_loop=4, checkpoint_every=10, summary_every=5, image_summary_every=0,
-              seed=1)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+  base = dict(stages=("toy_regression",), train_steps=20, batch_size=8, learning_rate=0.05, steps_per_loop=4,
+              checkpoint_every=10, summary_every=5, seed=1)
+  return tiny.train_config(model_dir, **{**base, **overrides})
 
 
 def _trainer(config, strategy=None, stage_class=toy_regression.ToyRegression):

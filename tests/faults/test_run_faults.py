@@ -20,6 +20,7 @@ from consistency import train
 from consistency import trainer as trainer_lib
 from consistency.stages import toy_regression
 from datasets import scannet
+from tests import tiny
 from tests.datasets import fixtures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,11 +28,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
 def _config(model_dir, **overrides):
-  base = dict(model_dir=str(model_dir), stages=("toy_regression",), train_steps=6, batch_size=8,
-              learning_rate=0.05, steps_per_loop=2, checkpoint_every=2, summary_every=2, image_summary_every=0,
-              seed=1)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+  base = dict(stages=("toy_regression",), train_steps=6, batch_size=8, learning_rate=0.05, seed=1)
+  return tiny.train_config(model_dir, **{**base, **overrides})
 
 
 def _trainer(config, stage_class=toy_regression.ToyRegression):
