@@ -160,9 +160,10 @@ class TrainConfig:
   efc_consistency_levels: tuple = setting(
       (2, 3, 4), "efc: encoder levels of the feature consistency term (EFC's shared encoder, ResNet layers 1-3, is "
       "levels 2-4).")
-  efc_flow_levels: tuple = setting((2, 3, 4, 5), "efc: consecutive levels the flow branch predicts at.")
-  efc_correlation_level: int = setting(3, "efc: encoder level of the correlation layer.")
-  efc_max_displacement: int = setting(4, "efc: correlation radius in pixels of that level.")
+  efc_flow_levels: tuple = setting(
+      (2, 3, 4, 5), "efc: consecutive levels the flow branch predicts at; they include level 3, where its "
+      "correlation layer is (1/8, FlowNetC's).")
+  efc_max_displacement: int = setting(4, "efc: correlation radius in pixels of level 3.")
   efc_displacement_stride: int = setting(1, "efc: step between correlation displacements.")
   efc_flow_filters: int = setting(32, "efc: width of the flow decoder at its finest level (x2 per level).")
   # Depth and motion (consistency/stages/depth_motion.py).

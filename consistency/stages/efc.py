@@ -56,6 +56,8 @@ from segmentation import segmenter as segmenter_lib
 
 # The encoder levels the flow branch can read (`Segmenter.backbone_features`: 1/4 .. 1/32).
 ENCODER_LEVELS = (2, 3, 4, 5)
+# The flow branch's correlation layer reads level 3 (1/8 of the image, FlowNetC's).
+CORRELATION_LEVEL = 3
 # The photometric loss compares 3x3 SSIM windows: every loss level must be at least this large.
 MIN_LOSS_LEVEL_SIZE = 3
 
@@ -142,7 +144,7 @@ class EfcStage(video.VideoStage):
   def new_flow_net(self):
     config = self.config
     return flow_net_lib.FlowNet(
-        levels=tuple(config.efc_flow_levels), correlation_level=config.efc_correlation_level,
+        levels=tuple(config.efc_flow_levels), correlation_level=CORRELATION_LEVEL,
         max_displacement=config.efc_max_displacement, displacement_stride=config.efc_displacement_stride,
         filters=config.efc_flow_filters, name="flow_net")
 
