@@ -23,8 +23,8 @@ from datasets import cityscapes
 from datasets import kitti_raw
 from datasets import labels as labels_lib
 from datasets import scannet
-from datasets import synthetic
-from datasets import synthetic_camera
+from datasets.synthetic import generator as synthetic
+from datasets.synthetic import camera as synthetic_camera
 from datasets import video
 from datasets import visualize
 

@@ -12,11 +12,11 @@ from PIL import Image
 
 from datasets import ground_truth
 from datasets import labels
-from datasets import raycast
+from datasets.synthetic import raycast
 from datasets import scannet
-from datasets import synthetic
-from datasets import synthetic_camera
-from datasets import synthetic_scene
+from datasets.synthetic import generator as synthetic
+from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import scene as synthetic_scene
 from depth_motion import geometry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from datasets import inspect as inspect_lib
 from datasets import labels as labels_lib
-from datasets import synthetic
+from datasets.synthetic import generator as synthetic
 from tests.datasets import fixtures
 from tests.datasets import test_kitti_raw
 from tests.faults import fault_count

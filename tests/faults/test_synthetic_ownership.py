@@ -8,7 +8,7 @@ import os
 import pytest
 
 from datasets import sources
-from datasets import synthetic
+from datasets.synthetic import generator as synthetic
 
 ARGUMENTS = dict(num_scenes=2, frames_per_scene=2, height=12, width=16, seed=1)
 

@@ -17,8 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from datasets import synthetic_camera
-from datasets import synthetic_textures
+from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import textures as synthetic_textures
 
 # NYU40 ids. The first 20 are ScanNet's benchmark classes; the rest map to background.
 WALL = 1

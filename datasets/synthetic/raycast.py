@@ -20,8 +20,8 @@ import collections
 
 import numpy as np
 
-from datasets import synthetic_scene
-from datasets import synthetic_textures
+from datasets.synthetic import scene as synthetic_scene
+from datasets.synthetic import textures as synthetic_textures
 
 Frame = collections.namedtuple("Frame", ["color", "depth", "label"])
 Frame.__doc__ = """A rendered frame.

@@ -1,7 +1,7 @@
 """The built-in synthetic dataset: procedural indoor RGB-D video with exact labels, written in ScanNet's layout.
 
-Each scene is a furnished room (`synthetic_scene`) filmed by a handheld-like camera or one on a dolly
-(`synthetic_camera`) and ray cast (`raycast`); the files are those of ScanNet's SensReader export, so the ScanNet reader serves both:
+Each scene is a furnished room (`scene`) filmed by a handheld-like camera or one on a dolly (`camera`) and ray cast
+(`raycast`); the files are those of ScanNet's SensReader export, so the ScanNet reader serves both:
 
   <output_dir>/scannetv2_train.txt, scannetv2_val.txt   scene names, a deterministic ~80/20 split
   <output_dir>/scene0000_00/color/<i>.png               8-bit RGB (PNG: lossless)
@@ -23,7 +23,8 @@ other scene is rendered again, after deleting only the files the generator write
 Every file is written under a temporary name and renamed, and the description is written last, so an interrupted run
 never leaves a scene that looks complete.
 
-Command (about 30 s for the default 20 scenes x 100 frames at 128x160 on 2 idle CPU cores; ~100 frames/s):
+Command (`datasets/synthetic/__main__.py`; about 30 s for the default 20 scenes x 100 frames at 128x160 on 2 idle CPU
+cores; ~100 frames/s):
   python -m datasets.synthetic --output_dir=/tmp/synthetic --num_scenes=20 --frames_per_scene=100 \\
       --height=128 --width=160 --seed=0
 """
@@ -43,9 +44,9 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-from datasets import raycast
-from datasets import synthetic_camera
-from datasets import synthetic_scene
+from datasets.synthetic import raycast
+from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import scene as synthetic_scene
 
 DEFAULT_FPS = 10.0  # ScanNet's 30 fps subsampled by 3
 DEFAULT_MOTION = "handheld"
@@ -349,7 +350,3 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   logging.info("%d scenes in %s.", len(scene_dirs), config.output_dir)
 
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)
