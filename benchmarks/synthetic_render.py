@@ -22,8 +22,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from datasets.synthetic import raycast
 from datasets.synthetic import generator as synthetic
+from datasets.synthetic import raycast
 
 _SCENES = flags.DEFINE_integer("scenes", 3, "Scenes per image size (the median over scenes is reported).")
 _FRAMES = flags.DEFINE_integer("frames", 150, "Frames per scene.")

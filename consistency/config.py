@@ -101,7 +101,7 @@ class TrainConfig:
   camvid_intrinsics: tuple = setting(
       (), "camvid: fx,fy,cx,cy at CamVid's own 480x360 resolution (CamVid has no calibration); default: fx = fy = "
       "image width, principal point at the centre.")
-  # Your own videos (datasets/video.py).
+  # Your own videos (datasets/readers/video.py).
   video_fps: float = setting(
       0.0, "video: frames per second kept from each video file (every round(native fps / N)-th frame; about 10 suits "
       "driving or walking; 0 keeps every frame). Folders of frames keep every frame.")

@@ -10,7 +10,7 @@ Reads what an efc run leaves in --model_dir:
 rebuilds both networks from the record (`segmentation.export.restore_segmenter`, `flow_net.FlowNet`) and restores
 them from the latest checkpoint (or --checkpoint); every variable must be restored.
 
-Each pair of `datasets.kitti_flow.read_pairs(--root, --split)` is resized to the training size (or --height x
+Each pair of `datasets.readers.kitti_flow.read_pairs(--root, --split)` is resized to the training size (or --height x
 --width), the flow branch predicts the forward flow (frame 10 -> 11) at its finest level, and the flow is resized
 (bilinear) to the pair's own size with u scaled by W_orig / w and v by H_orig / h of the grid it was predicted on
 (`flow_net.resize_flow`; the same as predicting at the working size and scaling by W_orig / W, H_orig / H). It is
@@ -35,8 +35,8 @@ import tensorflow as tf
 
 from consistency import flags as flags_lib  # pylint: disable=unused-import  (defines --model_dir, --height, --width)
 from consistency import flow_net as flow_net_lib
-from datasets import kitti_flow
 from datasets import kitti_score
+from datasets.readers import kitti_flow
 from segmentation import export as export_lib
 from segmentation import segmenter as segmenter_lib
 

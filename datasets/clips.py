@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from datasets import augment as augment_lib
 from datasets import labels as labels_lib
-from datasets import scannet
+from datasets.readers import scannet
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ reason, and exits with status 1 when there is one.
 Datasets are a small registry (`READERS`): each entry's scenes offer `name`, `frame_ids`, `num_frames`,
 `color_size`, `intrinsics` and `load(index, size)`; rows whose data a dataset lacks (depth, pose, labels) are left
 out of the sheet. Your own videos (`video`) are imported into the training cache at --height x --width first
-(datasets/video.py), so inspecting them at the training size also prepares the training run.
+(datasets/readers/video.py), so inspecting them at the training size also prepares the training run.
 """
 
 import collections
@@ -32,16 +32,16 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow as tf
 
-from datasets import camvid
-from datasets import cityscapes
 from datasets import ground_truth
-from datasets import kitti_flow
-from datasets import kitti_raw
 from datasets import labels as labels_lib
-from datasets import scannet
 from datasets import sources
-from datasets import video
 from datasets import visualize
+from datasets.readers import camvid
+from datasets.readers import cityscapes
+from datasets.readers import kitti_flow
+from datasets.readers import kitti_raw
+from datasets.readers import scannet
+from datasets.readers import video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,7 @@ READERS = {
     "kitti_raw": DatasetReader("Raw KITTI drives, left colour camera (the folder holding the <date>/ folders, "
                                "optionally test_scenes.txt).", lambda c: kitti_raw.iter_scenes(c.root, c.split), None,
                                kitti_raw.SPLITS),
-    "video": DatasetReader("Your own videos: video files and folders of frames, optional labels/ (datasets/video.py).",
+    "video": DatasetReader("Your own videos: video files and folders of frames, optional labels/ (datasets/readers/video.py).",
                            _video_scenes, None, ("train", "val"), classes=video.read_classes),
 }
 

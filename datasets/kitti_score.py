@@ -16,8 +16,8 @@ from absl import app
 from absl import flags
 
 from datasets import flow_metrics
-from datasets import kitti_flow
 from datasets.labels import DataError
+from datasets.readers import kitti_flow
 
 
 def score(predictions, root, out=None):

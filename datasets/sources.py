@@ -9,7 +9,7 @@ The synthetic video is written once into its cache directory (complete scenes ar
 interrupted generation is finished), then read through the same ScanNet reader as real data. Every reader returns
 `scannet.SceneIndex` scenes, so the clip pipeline is the same for all. Raw KITTI has no labels: a segmenter trained on
 it predicts Cityscapes' 19 classes (`kitti_raw.CLASS_SET`), as in EFC's KITTI setup. Your own videos (`video`) are
-imported into a cache folder once (datasets/video.py); their classes are those of labels/classes.json.
+imported into a cache folder once (datasets/readers/video.py); their classes are those of labels/classes.json.
 """
 
 import dataclasses
@@ -18,15 +18,15 @@ import os
 from absl import logging
 import numpy as np
 
-from datasets import camvid
-from datasets import cityscapes
-from datasets import kitti_raw
 from datasets import labels as labels_lib
-from datasets import scannet
-from datasets.synthetic import generator as synthetic
-from datasets.synthetic import camera as synthetic_camera
-from datasets import video
 from datasets import visualize
+from datasets.readers import camvid
+from datasets.readers import cityscapes
+from datasets.readers import kitti_raw
+from datasets.readers import scannet
+from datasets.readers import video
+from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import generator as synthetic
 
 DATASETS = ("synthetic", "scannet", "cityscapes", "camvid", "kitti_raw", "video")
 # Datasets without labels of their own, and the class set a segmenter trained on them predicts.

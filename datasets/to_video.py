@@ -1,5 +1,5 @@
 """Writes scenes of the ScanNet layout (the synthetic video, a ScanNet export) as a folder of your own videos
-(datasets/video.py): to try the own-video path without footage, and to measure it against the scenes' ground truth.
+(datasets/readers/video.py): to try the own-video path without footage, and to measure it against the scenes' ground truth.
 
     python -m datasets.to_video --scannet_root=~/.cache/video-consistency-segmentation/synthetic-20x100-128x160-seed0 \\
         --output_dir=/tmp/my_videos [--label_every=20] [--fps=10]
@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from datasets import labels as labels_lib
-from datasets import scannet
-from datasets import video
 from datasets import visualize
+from datasets.readers import scannet
+from datasets.readers import video
 
 TRUE_INTRINSICS_FILE = "true_intrinsics.json"
 

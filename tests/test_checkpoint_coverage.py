@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from consistency import config as config_lib
 from consistency import flow_net
-from consistency.stages import toy_regression
 from consistency import trainer as trainer_lib
+from consistency.stages import toy_regression
 from depth_motion import depth_net
 from depth_motion import intrinsics_table
 from depth_motion import motion_net

@@ -44,8 +44,8 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-from datasets.synthetic import raycast
 from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import raycast
 from datasets.synthetic import scene as synthetic_scene
 
 DEFAULT_FPS = 10.0  # ScanNet's 30 fps subsampled by 3

@@ -15,7 +15,7 @@ from consistency import flags as flags_lib
 from consistency import kitti_flow_predict
 from consistency import trainer as trainer_lib
 from consistency.stages import efc as efc_stage
-from datasets import kitti_flow
+from datasets.readers import kitti_flow
 from tests.datasets import fixtures
 
 # The tiny efc networks of tests/consistency/test_efc_stage.py, as command-line flags.

@@ -11,7 +11,6 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from consistency import config as config_lib
 from consistency import report
 from consistency import train
 from consistency.stages import consistency as consistency_stage
@@ -21,7 +20,7 @@ from datasets import sources
 from depth_motion import teachers as teachers_lib
 from segmentation import export
 from segmentation import predict
-from tests.consistency.test_segmentation_stage import TINY
+from tests import tiny
 from tests.datasets import test_video
 
 
@@ -32,12 +31,10 @@ def root(tmp_path, monkeypatch):
 
 
 def _config(root, model_dir, **overrides):
-  base = dict(model_dir=str(model_dir), stages=("depth_motion", "consistency"), train_steps=2, batch_size=2,
-              steps_per_loop=2, checkpoint_every=2, summary_every=2, image_summary_every=0, dataset="video",
-              data_root=str(root), video_fps=10, height=64, width=96, dm_intrinsics="per_video", geometry="learned",
-              consistency_init_dir="none", **TINY)
-  base.update(overrides)
-  return config_lib.TrainConfig(**base)
+  base = dict(stages=("depth_motion", "consistency"), dataset="video", data_root=str(root), video_fps=10, height=64,
+              width=96, dm_intrinsics="per_video", geometry="learned", consistency_init_dir="none",
+              eval_max_batches=0, **tiny.SEGMENTER_SETTINGS)
+  return tiny.train_config(model_dir, **{**base, **overrides})
 
 
 @pytest.mark.slow  # 90 s: trains depth_motion and consistency; its pieces have fast tests (below, test_video,

@@ -118,9 +118,10 @@ def test_feature_dropout_drops_whole_channels_and_scales_the_rest():
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.999999])
-def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path, monkeypatch, threshold):
+def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path, synthetic_root, monkeypatch,
+                                                                       threshold):
   monkeypatch.setattr(pseudo_label, "THRESHOLD", threshold)
-  config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), consistency_weight=0.0,
+  config = _config(tmp_path / "run", synthetic_root(), stages=("consistency",), consistency_weight=0.0,
                    pseudo_label_weight=1.0)
   stage = consistency_stage.ConsistencyStage(config)
   segmenter = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
@@ -133,10 +134,10 @@ def test_stage_pseudo_label_loss_is_zero_only_without_confident_pixels(tmp_path,
     assert loss == 0.0  # an untrained segmenter is never that sure
 
 
-def test_stage_pseudo_label_loss_in_inference_mode_leaves_batch_norm_statistics_alone(tmp_path):
+def test_stage_pseudo_label_loss_in_inference_mode_leaves_batch_norm_statistics_alone(tmp_path, synthetic_root):
   # Image summaries compute the losses with training=False: the strong and feature views must not move the
   # segmenter's batch-norm statistics then (they do in training).
-  config = _config(tmp_path / "run", tmp_path / "data", stages=("consistency",), pseudo_label_weight=1.0)
+  config = _config(tmp_path / "run", synthetic_root(), stages=("consistency",), pseudo_label_weight=1.0)
   stage = consistency_stage.ConsistencyStage(config)
   segmenter = segmenter_lib.build_segmenter(supervised.segmenter_config(config))
   frames = tf.random.stateless_uniform([4, 64, 64, 3], SEED)

@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from datasets import camvid
 from datasets import labels
 from datasets import sources
+from datasets.readers import camvid
 from tests.datasets import fixtures
 
 SIZE = fixtures.CAMVID_SIZE

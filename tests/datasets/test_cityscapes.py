@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from datasets import cityscapes
 from datasets import clips
 from datasets import labels
+from datasets.readers import cityscapes
 from tests.datasets import fixtures
 
 SIZE = fixtures.CITYSCAPES_SIZE

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from datasets import clips
 from datasets import labels
-from datasets import scannet
+from datasets.readers import scannet
 from tests.datasets import fixtures
 
 SIZE = (24, 32)

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from datasets import flow_metrics
-from datasets import kitti_flow
 from datasets import kitti_score
 from datasets import labels
+from datasets.readers import kitti_flow
 from tests.datasets import fixtures
 
 SIZE = fixtures.KITTI_SIZE

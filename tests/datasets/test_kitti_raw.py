@@ -10,9 +10,9 @@ import pytest
 
 from datasets import clips
 from datasets import inspect as inspect_lib
-from datasets import kitti_raw
 from datasets import labels
 from datasets import sources
+from datasets.readers import kitti_raw
 from tests.datasets import fixtures
 
 SIZE = (24, 40)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from datasets import labels
-from datasets import scannet
+from datasets.readers import scannet
 from depth_motion import geometry
 from tests.datasets import fixtures
 

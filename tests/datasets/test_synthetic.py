@@ -12,10 +12,10 @@ from PIL import Image
 
 from datasets import ground_truth
 from datasets import labels
-from datasets.synthetic import raycast
-from datasets import scannet
-from datasets.synthetic import generator as synthetic
+from datasets.readers import scannet
 from datasets.synthetic import camera as synthetic_camera
+from datasets.synthetic import generator as synthetic
+from datasets.synthetic import raycast
 from datasets.synthetic import scene as synthetic_scene
 from depth_motion import geometry
 

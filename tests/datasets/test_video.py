@@ -1,4 +1,4 @@
-"""Your own video (datasets/video.py): videos written with PyAV and folders of frames read back as scenes: the frames
+"""Your own video (datasets/readers/video.py): videos written with PyAV and folders of frames read back as scenes: the frames
 kept by --video_fps, their pixels within the codec's rounding, sparse labels at their frame indices, the intrinsics
 (given, per file, unknown), the split, the cache, and one clear error per malformed input with the root untouched."""
 
@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from datasets import scannet
 from datasets import sources
 from datasets import to_video
-from datasets import video
 from datasets.labels import DataError
+from datasets.readers import scannet
+from datasets.readers import video
 from tests.datasets import fixtures
 
 NATIVE = (60, 90)

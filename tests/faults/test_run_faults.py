@@ -19,7 +19,7 @@ from consistency import flags as flags_lib
 from consistency import train
 from consistency import trainer as trainer_lib
 from consistency.stages import toy_regression
-from datasets import scannet
+from datasets.readers import scannet
 from tests import tiny
 from tests.datasets import fixtures
 

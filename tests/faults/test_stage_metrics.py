@@ -18,7 +18,7 @@ from consistency import config as config_lib
 from consistency import flow_evaluation
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import efc as efc_stage
-from datasets import kitti_raw
+from datasets.readers import kitti_raw
 from tests.datasets import fixtures
 
 # The efc networks of tests/consistency/test_efc_stage.py.

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from datasets import labels
 from segmentation import backbone
-from segmentation import semantic_head
 from segmentation import segmenter
+from segmentation import semantic_head
 from tests import tiny
 
 # Tiny: a bottleneck ResNet with one block per stack and widths 8..16 (x4 expansion), NAS-FPN 16 x 1 repeat.

@@ -42,9 +42,9 @@ import numpy as np
 from PIL import Image
 
 from datasets import labels as labels_lib
-from datasets import png
-from datasets import scannet
 from datasets.labels import DataError
+from datasets.readers import png
+from datasets.readers import scannet
 from depth_motion import geometry
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")

@@ -23,8 +23,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from datasets import png
 from datasets.labels import DataError
+from datasets.readers import png
 from depth_motion import geometry
 
 SPLITS = {"train": "training", "test": "testing"}

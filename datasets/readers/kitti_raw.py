@@ -29,10 +29,10 @@ import re
 
 import numpy as np
 
-from datasets import kitti_flow
-from datasets import png
-from datasets import scannet
 from datasets.labels import DataError
+from datasets.readers import kitti_flow
+from datasets.readers import png
+from datasets.readers import scannet
 
 SPLITS = ("train", "val", "test")
 TEST_SCENES_FILE = "test_scenes.txt"

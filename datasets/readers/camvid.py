@@ -23,9 +23,9 @@ from absl import logging
 import numpy as np
 
 from datasets import labels as labels_lib
-from datasets import png
-from datasets import scannet
 from datasets.labels import DataError
+from datasets.readers import png
+from datasets.readers import scannet
 
 SPLITS = ("train", "val", "test")
 LABEL_SOURCE = "annot"

@@ -34,9 +34,9 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
-from datasets import checked_decode
 from datasets import labels as labels_lib
 from datasets.labels import DataError
+from datasets.readers import checked_decode
 from depth_motion import geometry
 
 SPLITS = ("train", "val")
@@ -83,7 +83,7 @@ class SceneIndex:
     skipped_frame_ids: ids left out because their pose is not finite.
     crop: load frames with the struct2depth crop (`load_frame`'s `crop`).
     intrinsics_known: False when `intrinsics` is a stand-in (`stand_in_intrinsics`) for a camera without calibration.
-    native_size: (height, width) of the source video when its frames were resized on import (datasets/video.py),
+    native_size: (height, width) of the source video when its frames were resized on import (datasets/readers/video.py),
       else None (`color_size` is the source's size).
   """
   name: str

@@ -26,9 +26,9 @@ import re
 import numpy as np
 
 from datasets import labels as labels_lib
-from datasets import png
-from datasets import scannet
 from datasets.labels import DataError
+from datasets.readers import png
+from datasets.readers import scannet
 from depth_motion import geometry
 
 SPLITS = ("train", "val", "test")
