@@ -20,8 +20,8 @@ from absl import flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
-from consistency import config as config_lib  # noqa: E402
 from consistency import spatiotemporal  # noqa: E402
+from consistency.harness import config as config_lib  # noqa: E402
 from consistency.stages import supervised  # noqa: E402
 from depth_motion import teachers as teachers_lib  # noqa: E402
 from segmentation import segmenter as segmenter_lib  # noqa: E402

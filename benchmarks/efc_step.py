@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
-from consistency import config as config_lib  # noqa: E402
+from consistency.harness import config as config_lib  # noqa: E402
 from consistency.stages import efc as efc_stage  # noqa: E402
 from consistency.stages import segmentation as segmentation_stage  # noqa: E402
 

@@ -22,10 +22,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
-from consistency import config as config_lib  # noqa: E402
-from consistency import distribution  # noqa: E402
-from consistency import stage as stage_lib  # noqa: E402
-from consistency import trainer as trainer_lib  # noqa: E402
+from consistency.harness import config as config_lib  # noqa: E402
+from consistency.harness import distribution  # noqa: E402
+from consistency.harness import stage as stage_lib  # noqa: E402
+from consistency.harness import trainer as trainer_lib  # noqa: E402
 
 _STEPS = flags.DEFINE_integer("steps", 100, "Timed training steps per configuration.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Global batch size.")

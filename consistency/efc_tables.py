@@ -29,9 +29,9 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from consistency import flags as flags_lib
 from consistency import grid
 from consistency import paired_stats
+from consistency.harness import flags as flags_lib
 
 # The ablation's rows: the efc flags of each, on top of --efc_flagfile.
 ROWS = {

@@ -10,11 +10,11 @@ import os
 from absl import app
 from absl import flags
 
-from consistency import distribution
-from consistency import flags as flags_lib
-from consistency import stage as stage_lib
+from consistency.harness import distribution
+from consistency.harness import flags as flags_lib
+from consistency.harness import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
-from consistency import trainer as trainer_lib
+from consistency.harness import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("stage", None, "Stage to evaluate (default: the last stage of the run).")

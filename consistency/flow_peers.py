@@ -27,8 +27,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from consistency import flags as flags_lib
 from consistency import flow_evaluation
+from consistency.harness import flags as flags_lib
 from consistency.stages import efc as efc_stage
 
 ROWS = ("zero flow", "ground truth", "Farneback", "DIS")

@@ -12,7 +12,7 @@ import time
 from absl import logging
 import numpy as np
 
-from consistency import trainer as trainer_lib
+from consistency.harness import trainer as trainer_lib
 
 METRICS_FILE = "metrics.json"
 # Written into a run's folder when it finishes: {"seconds": its wall-clock time}.

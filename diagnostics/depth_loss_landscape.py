@@ -25,7 +25,7 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from consistency import config as config_lib  # noqa: E402
+from consistency.harness import config as config_lib  # noqa: E402
 from consistency.stages import video  # noqa: E402
 from datasets import clips  # noqa: E402
 from datasets import ground_truth  # noqa: E402

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import flow_net
-from consistency import trainer as trainer_lib
+from consistency.harness import config as config_lib
+from consistency.harness import trainer as trainer_lib
 from consistency.stages import toy_regression
 from depth_motion import depth_net
 from depth_motion import intrinsics_table

@@ -13,8 +13,8 @@ import re
 import pytest
 from absl import flags
 
-from consistency import flags as flags_lib
-from consistency import stage as stage_lib
+from consistency.harness import flags as flags_lib
+from consistency.harness import stage as stage_lib
 from consistency import stages  # noqa: F401  (registers the stages)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")

@@ -76,3 +76,11 @@ def test_no_stage_imports_another_stage():
                                                for alias in node.names}
     assert not imported & (stage_modules - {name}), f"{name} imports the stage(s) {imported & stage_modules}"
 
+
+def test_the_harness_imports_no_stage_and_no_method():
+  """consistency/harness/ (config, flags, stage interface, trainer, ...) runs any stage: of consistency it imports
+  only itself, never the stages, the papers' losses or the experiment grids."""
+  for path in (ROOT / "consistency" / "harness").glob("*.py"):
+    for module in _imported_modules(path):
+      if module.split(".")[0] == "consistency":
+        assert module.startswith("consistency.harness"), f"{path.name} imports {module}"

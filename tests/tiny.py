@@ -2,7 +2,7 @@
 settings, and the small synthetic video (3 scenes x 8 frames; `tests/conftest.py`'s `synthetic_root` renders it once
 per session and size)."""
 
-from consistency import config as config_lib
+from consistency.harness import config as config_lib
 from segmentation import segmenter
 
 # TrainConfig fields of the tiny segmenter.

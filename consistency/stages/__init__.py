@@ -1,4 +1,4 @@
-"""The registered training stages: importing this package registers them all (see `consistency.stage`)."""
+"""The registered training stages: importing this package registers them all (see `consistency.harness.stage`)."""
 
 from consistency.stages import consistency  # noqa: F401
 from consistency.stages import depth_motion  # noqa: F401

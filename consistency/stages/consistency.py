@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from consistency import pseudo_label
 from consistency import spatiotemporal
-from consistency import stage as stage_lib
+from consistency.harness import stage as stage_lib
 from consistency.stages import supervised
 from datasets import clips
 from datasets import ground_truth

@@ -43,7 +43,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from consistency import stage as stage_lib
+from consistency.harness import stage as stage_lib
 from consistency.stages import video
 from datasets import augment as augment_lib
 from datasets import clips

@@ -38,11 +38,11 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from consistency import config as config_lib
 from consistency import efc_losses
 from consistency import flow_evaluation
 from consistency import flow_net as flow_net_lib
-from consistency import stage as stage_lib
+from consistency.harness import config as config_lib
+from consistency.harness import stage as stage_lib
 from consistency.stages import supervised
 from consistency.stages import video
 from datasets import augment as augment_lib

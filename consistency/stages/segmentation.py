@@ -8,7 +8,7 @@ class pixel frequencies from a confusion matrix over all evaluation pixels. Besi
 which the control and consistency stages extend, is `supervised.SupervisedStage`.
 """
 
-from consistency import stage as stage_lib
+from consistency.harness import stage as stage_lib
 from consistency.stages import supervised
 
 

@@ -9,7 +9,7 @@ examples. Image summaries show x as a 4x4 picture.
 import keras
 import tensorflow as tf
 
-from consistency import stage as stage_lib
+from consistency.harness import stage as stage_lib
 
 FEATURES = 16
 EVAL_EXAMPLES = 64

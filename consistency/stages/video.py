@@ -3,7 +3,7 @@ indexed once."""
 
 from absl import logging
 
-from consistency import stage as stage_lib
+from consistency.harness import stage as stage_lib
 from datasets import sources
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from consistency import config as config_lib
+from consistency.harness import config as config_lib
 
 
 @pytest.mark.parametrize("setting, value, message", [

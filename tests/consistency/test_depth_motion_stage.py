@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from consistency import flags as flags_lib
-from consistency import stage as stage_lib
 from consistency import train
+from consistency.harness import flags as flags_lib
+from consistency.harness import stage as stage_lib
 from consistency.stages import depth_motion as depth_motion_stage
 from datasets import ground_truth
 from depth_motion import intrinsics_table as intrinsics_table_lib

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from consistency import flow_evaluation
-from consistency import stage as stage_lib
 from consistency import train
+from consistency.harness import stage as stage_lib
 from consistency.stages import efc as efc_stage
 from segmentation import export
 from segmentation import segmenter
@@ -125,7 +125,7 @@ def test_ablation_losses(tmp_path, data_root, overrides, expected):
 def test_flagfiles_describe_valid_efc_stages(name, tmp_path):
   """Each ablation row is one flagfile: it parses, and the stage accepts its combination of switches."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from consistency import flags as flags_lib  # pylint: disable=g-import-not-at-top
+  from consistency.harness import flags as flags_lib  # pylint: disable=g-import-not-at-top
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   values = copy.deepcopy(flags.FLAGS)
   cwd = os.getcwd()

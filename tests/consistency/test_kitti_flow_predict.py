@@ -10,10 +10,10 @@ from absl import flags
 import numpy as np
 import pytest
 
-from consistency import distribution
-from consistency import flags as flags_lib
 from consistency import kitti_flow_predict
-from consistency import trainer as trainer_lib
+from consistency.harness import distribution
+from consistency.harness import flags as flags_lib
+from consistency.harness import trainer as trainer_lib
 from consistency.stages import efc as efc_stage
 from datasets.readers import kitti_flow
 from tests.datasets import fixtures

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from consistency import report
 from consistency import train
+from consistency.harness import report
 from consistency.stages import consistency as consistency_stage
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import segmentation as segmentation_stage

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from consistency import flags as flags_lib
-from consistency import report
 from consistency import train
+from consistency.harness import flags as flags_lib
+from consistency.harness import report
 from consistency.stages import supervised
 from depth_motion import teachers as teachers_lib
 from segmentation import segmenter as segmenter_lib

@@ -14,7 +14,7 @@ from absl import flags
 import pytest
 import tensorflow as tf
 
-from consistency import flags as flags_lib
+from consistency.harness import flags as flags_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
@@ -85,7 +85,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
 def test_a_signal_before_training_is_deferred_to_the_next_stage_start(tmp_path):
   """A SIGTERM while no trainer handles it (flag parsing, preflight, between stages) does not kill the process
   mid-write: `main`'s handler records it and the run stops where the next stage would start, naming it."""
-  from consistency import config as config_lib  # pylint: disable=g-import-not-at-top
+  from consistency.harness import config as config_lib  # pylint: disable=g-import-not-at-top
   from consistency import train  # pylint: disable=g-import-not-at-top
   previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
   try:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import optimization
 from consistency import train
-from consistency import trainer as trainer_lib
+from consistency.harness import optimization
+from consistency.harness import trainer as trainer_lib
 from consistency.stages import toy_regression
 from tests import tiny
 

@@ -39,7 +39,7 @@ FAULTS = ("sigterm", "sigkill", "sigkill_checkpoint_state", "sigterm_eval", "sig
 def _plan_fault(fault, delay, calls):
   """Installs `fault` in this (child) process before training starts."""
   # Imported here, in the child: the parent has imported them already, so this is a lookup.
-  from consistency import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  from consistency.harness import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from tensorflow.python.checkpoint import checkpoint_management  # pylint: disable=g-import-not-at-top
   pid = os.getpid()
   if fault in ("sigterm", "sigkill"):

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consistency import config as config_lib
-from consistency import flags as flags_lib
 from consistency import train
-from consistency import trainer as trainer_lib
+from consistency.harness import config as config_lib
+from consistency.harness import flags as flags_lib
+from consistency.harness import trainer as trainer_lib
 from consistency.stages import toy_regression
 from datasets.readers import scannet
 from tests import tiny

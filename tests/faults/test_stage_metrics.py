@@ -14,8 +14,8 @@ from absl import logging
 from PIL import Image
 import pytest
 
-from consistency import config as config_lib
 from consistency import flow_evaluation
+from consistency.harness import config as config_lib
 from consistency.stages import depth_motion as depth_motion_stage
 from consistency.stages import efc as efc_stage
 from datasets.readers import kitti_raw

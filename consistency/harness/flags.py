@@ -10,7 +10,7 @@ import os
 
 from absl import flags
 
-from consistency import config as config_lib
+from consistency.harness import config as config_lib
 
 FLAGS = flags.FLAGS
 # The resolved flags of a run, written into its --model_dir by `consistency.train`.

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from consistency import distribution
-from consistency import optimization
+from consistency.harness import distribution
+from consistency.harness import optimization
 
 
 class NonFiniteError(RuntimeError):
