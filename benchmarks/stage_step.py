@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
+from consistency import stages  # noqa: E402,F401  (registers the stages)
 from consistency.harness import distribution  # noqa: E402
 from consistency.harness import flags as flags_lib  # noqa: E402
 from consistency.harness import stage as stage_lib  # noqa: E402
-from consistency import stages  # noqa: E402,F401  (registers the stages)
 from consistency.harness import trainer as trainer_lib  # noqa: E402
 
 # label: (flagfile, overrides). A few scenes of the flagfile's video: the batch's shapes are the flagfile's.

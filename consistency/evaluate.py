@@ -10,10 +10,10 @@ import os
 from absl import app
 from absl import flags
 
+from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import distribution
 from consistency.harness import flags as flags_lib
 from consistency.harness import stage as stage_lib
-from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import trainer as trainer_lib
 
 FLAGS = flags.FLAGS

@@ -18,9 +18,10 @@ written as `<output>/<i:06d>_10.png` (`kitti_flow.write_flow`, every pixel valid
 split), the folder is then scored by `datasets.kitti_score.score` (EPE all / noc, Fl-all / noc, printed) and the
 metrics are written to `<output>/metrics.json`.
 
-The command reuses the training flags' --model_dir, --height and --width (this module imports `consistency.harness.flags`,
-as `consistency.evaluate` does); its own flags are defined only when it runs as a program. Bad data, a missing run
-file or a checkpoint that does not match ends the command with one message naming the file, and exit status 1.
+The command reuses the training flags' --model_dir, --height and --width (this module imports
+`consistency.harness.flags`, as `consistency.evaluate` does); its own flags are defined only when it runs as a program.
+Bad data, a missing run file or a checkpoint that does not match ends the command with one message naming the file, and
+exit status 1.
 """
 
 import json
@@ -33,8 +34,9 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from consistency.harness import flags as flags_lib  # pylint: disable=unused-import  (defines --model_dir, --height, --width)
 from consistency import flow_net as flow_net_lib
+# pylint: disable-next=unused-import  (defines --model_dir, --height and --width, which this command reuses)
+from consistency.harness import flags as flags_lib
 from datasets import kitti_score
 from datasets.readers import kitti_flow
 from segmentation import export as export_lib

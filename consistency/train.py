@@ -22,11 +22,11 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import distribution
 from consistency.harness import flags as flags_lib
 from consistency.harness import report
 from consistency.harness import stage as stage_lib
-from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import trainer as trainer_lib
 from datasets import labels as labels_lib
 from segmentation import export as export_lib

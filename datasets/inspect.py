@@ -99,7 +99,8 @@ READERS = {
     "kitti_raw": DatasetReader("Raw KITTI drives, left colour camera (the folder holding the <date>/ folders, "
                                "optionally test_scenes.txt).", lambda c: kitti_raw.iter_scenes(c.root, c.split), None,
                                kitti_raw.SPLITS),
-    "video": DatasetReader("Your own videos: video files and folders of frames, optional labels/ (datasets/readers/video.py).",
+    "video": DatasetReader("Your own videos: video files and folders of frames, optional labels/ "
+                           "(datasets/readers/video.py).",
                            _video_scenes, None, ("train", "val"), classes=video.read_classes),
 }
 
@@ -391,7 +392,8 @@ def define_flags():
                     "training/, test = testing/; kitti_raw: val = test = the drives of test_scenes.txt, train = the "
                     "others); every scene (kitti_flow: training/) when not given.")
   flags.DEFINE_string("output", "contact_sheet.png", "Path of the contact sheet PNG to write; empty for none.")
-  flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the statistics.",
+  flags.DEFINE_integer("height", 240, "Working image height: frames are resized to it for the sheet and the "
+                       "statistics.",
                        lower_bound=8)
   flags.DEFINE_integer("width", 320, "Working image width.", lower_bound=8)
   flags.DEFINE_float("video_fps", 0.0, "video: frames per second kept (as in training; 0: every frame).")

@@ -1,5 +1,6 @@
 """Writes scenes of the ScanNet layout (the synthetic video, a ScanNet export) as a folder of your own videos
-(datasets/readers/video.py): to try the own-video path without footage, and to measure it against the scenes' ground truth.
+(datasets/readers/video.py): to try the own-video path without footage, and to measure it against the scenes' ground
+truth.
 
     python -m datasets.to_video --scannet_root=~/.cache/video-consistency-segmentation/synthetic-20x100-128x160-seed0 \\
         --output_dir=/tmp/my_videos [--label_every=20] [--fps=10]

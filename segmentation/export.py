@@ -88,7 +88,9 @@ def read_network(model_dir, stage, name):
     networks = json.load(f).get("networks", {})
   if name not in networks:
     raise ValueError(f"{path} records no network {name!r} (it records: {sorted(networks) or 'none'}); was it written "
-                     f"by the stage that trains {name}?")
+                     f"by the stage that trains {name}? (A run made before the record held it: run its "
+                     f"`python -m consistency.train` command again; the stage rewrites the record, then finds "
+                     f"nothing left to train.)")
   return networks[name]
 
 

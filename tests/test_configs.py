@@ -13,9 +13,9 @@ import re
 import pytest
 from absl import flags
 
+from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import flags as flags_lib
 from consistency.harness import stage as stage_lib
-from consistency import stages  # noqa: F401  (registers the stages)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 FLAGFILES = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.flags"),

@@ -349,4 +349,3 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   logging.info("%d scenes in %s.", len(scene_dirs), config.output_dir)
-

@@ -100,8 +100,6 @@ def test_ablation_switches(tmp_path, data_root):
                                           efc_smoothness_weight=0.0, efc_photometric_weight=0.0,
                                           efc_occlusion_mask=False))
   assert not supervised.flow_active
-  with pytest.raises(ValueError, match="efc_occlusion_mask needs"):
-    efc_stage.EfcStage(_config(tmp_path, data_root, efc_occlusion_weight=0.0))
 
 
 @pytest.mark.parametrize("overrides, expected", [

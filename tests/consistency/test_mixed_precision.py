@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import distribution
 from consistency.harness import stage as stage_lib
-from consistency import stages  # noqa: F401  (registers the stages)
 from consistency.harness import trainer as trainer_lib
 from tests import tiny
 

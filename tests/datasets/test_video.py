@@ -1,6 +1,7 @@
-"""Your own video (datasets/readers/video.py): videos written with PyAV and folders of frames read back as scenes: the frames
-kept by --video_fps, their pixels within the codec's rounding, sparse labels at their frame indices, the intrinsics
-(given, per file, unknown), the split, the cache, and one clear error per malformed input with the root untouched."""
+"""Your own video (datasets/readers/video.py): videos written with PyAV and folders of frames read back as scenes: the
+frames kept by --video_fps, their pixels within the codec's rounding, sparse labels at their frame indices, the
+intrinsics (given, per file, unknown), the split, the cache, and one clear error per malformed input with the root
+untouched."""
 
 import hashlib
 import json
