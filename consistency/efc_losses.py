@@ -32,11 +32,6 @@ Deliberate choices where the paper is silent or loose (documented in docs/stages
     from L_occ alone: letting those terms push O_est (the paper's remark that "the network tends to predict more
     occlusion" suggests it does), with lambda_cons = 10, can drive O_est to 1.
   - ||.||_2 is sqrt(sum of squares + 1e-8), so its gradient is finite at 0.
-  - `out_of_frame_mask` (off by default: the paper's losses): with only O_est masking them, pixels whose flow leaves
-    the image cost photometric error (zero padding; O_seg counts them as disagreeing, so O_error doubles the cost),
-    and O_est learns to mark only where the flow already leaves the image. Measured: the flow learns to stay inside
-    (docs/results.md, "Every Frame Counts on the protocol"); the mask removes that cost (UnFlow / DDFlow's
-    out-of-bound masking).
   - Features are warped with border padding (the nearest edge feature outside the image); images with zero padding,
     so a reconstruction from outside the image costs photometric error unless O_est masks it.
 """
@@ -70,8 +65,6 @@ class EfcLossConfig:
     consistency_levels: encoder levels of the feature consistency term.
     occlusion_mask: weigh L_pm by (1 + O_error - O_est) and L_cons by (1 - O_est); False: weights 1 + O_error and 1.
     error_mask: use O_error (needs the segmentation probabilities); False: O_error = 0.
-    out_of_frame_mask: multiply the L_pm and L_cons weights by (1 - O^), so that a flow pointing out of the image
-      costs nothing there (not in the paper, where only O_est masks such pixels; see the module docstring).
   """
   alpha: float = 0.2
   beta: float = 0.85
@@ -79,7 +72,6 @@ class EfcLossConfig:
   consistency_levels: tuple = (2, 3, 4)
   occlusion_mask: bool = True
   error_mask: bool = True
-  out_of_frame_mask: bool = False
 
 
 def loss_weights(overrides=None):
@@ -321,8 +313,6 @@ def unsupervised_losses(images, target_images, flows, occlusion_logits=None, fea
       occlusion_for_error = mask_of(occlusion) if config.occlusion_mask else tf.zeros_like(occlusion)
       level_error = error_mask(level_disagreement, occlusion_for_error)
       weight += level_error
-    if config.out_of_frame_mask:
-      weight *= 1.0 - target_mask
     reconstruction = geometry.warp_with_flow(target, flow)
     sums["photometric"].append(photometric_loss(source, reconstruction, weight, config.beta))
     sums["smoothness"].append(smoothness_loss(flow, source))
@@ -342,8 +332,6 @@ def unsupervised_losses(images, target_images, flows, occlusion_logits=None, fea
     for level in config.consistency_levels:
       flow, logits = _scale_inputs(flows, occlusion_logits, image_size, level)
       weight = 1.0 - mask_of(tf.sigmoid(logits)) if config.occlusion_mask else tf.ones_like(flow[..., 0])
-      if config.out_of_frame_mask:
-        weight *= 1.0 - occlusion_target(flow)
       sums["consistency"].append(feature_consistency_loss(features[level], target_features[level], flow, weight))
 
   terms = {name: tf.add_n(values) / float(len(values)) for name, values in sums.items() if values}

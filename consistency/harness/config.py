@@ -142,9 +142,6 @@ class TrainConfig:
       "no occlusion masking.")
   efc_error_mask: bool = setting(
       True, "efc: add O_error = max(O_seg - O_est, 0) from the segmentation disagreement to the photometric weight.")
-  efc_out_of_frame_mask: bool = setting(
-      False, "efc: leave the pixels whose flow leaves the image (EFC's occlusion target) out of the photometric and "
-      "consistency terms, whatever O_est says (not in the paper: there only O_est masks them).")
   efc_flow_only: bool = setting(
       False, "efc: train the flow branch alone (flow ablation 'UL'): no cross-entropy, no consistency term, no "
       "O_error, whatever their flags say; the encoder learns from the flow losses.")

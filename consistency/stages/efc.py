@@ -94,8 +94,7 @@ class EfcStage(video.VideoStage):
     self.error_mask = config.efc_error_mask and not config.efc_flow_only
     self.loss_config = efc_losses.EfcLossConfig(
         loss_levels=tuple(config.efc_loss_levels), consistency_levels=tuple(config.efc_consistency_levels),
-        occlusion_mask=config.efc_occlusion_mask, error_mask=self.error_mask,
-        out_of_frame_mask=config.efc_out_of_frame_mask)
+        occlusion_mask=config.efc_occlusion_mask, error_mask=self.error_mask)
     supervised.check_class_weights(config, self.source)
     self.segmenter_config = supervised.segmenter_config(config)
     self.labelled_per_batch = int(round(config.efc_labelled_pairs * config.batch_size))

@@ -47,35 +47,6 @@ def test_photometric_error_of_a_shift_is_zero_for_the_right_flow_and_large_for_t
   np.testing.assert_array_equal(masks["occlusion_target"][0, 0], [1.0] * 4 + [0.0] * (W - 4))
 
 
-def test_out_of_frame_mask_leaves_out_exactly_the_pixels_whose_flow_leaves_the_image():
-  # A flow of +W px sends every pixel out of the image: masked, nothing is left to cost; unmasked, the zero padding
-  # costs photometric error everywhere. With the true shift, only the 4 columns that leave the image are dropped.
-  source, target = _image(2), _image(3)
-  features = {2: tf.random.stateless_normal([2, H // 4, W // 4, 8], [4, 1])}
-  other = {2: tf.random.stateless_normal([2, H // 4, W // 4, 8], [5, 1])}
-  outside = _constant_flows(float(W), 0.0)
-  for masked in (False, True):
-    config = efc_losses.EfcLossConfig(loss_levels=(0,), consistency_levels=(2,), occlusion_mask=False,
-                                      error_mask=False, out_of_frame_mask=masked)
-    terms, _ = efc_losses.unsupervised_losses(source, target, outside, features=features, target_features=other,
-                                              config=config)
-    if masked:
-      assert float(terms["photometric"]) == 0.0 and float(terms["consistency"]) == 0.0
-    else:
-      assert float(terms["photometric"]) > 0.1 and float(terms["consistency"]) > 0.1
-  image = _image(1, height=H, width=W + 4)
-  source, target = image[:, :, :W], image[:, :, 4:W + 4]  # flow source -> target: -4 px
-  shift = _constant_flows(-4.0, 0.0, levels=(2,))
-  config = efc_losses.EfcLossConfig(loss_levels=(0,), occlusion_mask=False, error_mask=False, out_of_frame_mask=True)
-  terms, masks = efc_losses.unsupervised_losses(source, target, shift, config=config)
-  np.testing.assert_array_equal(masks["occlusion_target"][0, 0], [1.0] * 4 + [0.0] * (W - 4))
-  error = efc_losses.photometric_error(source, efc_losses.geometry.warp_with_flow(target, tf.fill([2, H, W, 2], 0.0)
-                                                                                  + tf.constant([-4.0, 0.0])))
-  expected = tf.reduce_mean(error * (1.0 - masks["occlusion_target"])[:, 1:-1, 1:-1])
-  assert float(terms["photometric"]) == pytest.approx(float(expected), rel=1e-5)
-  assert float(expected) < 0.25 * float(tf.reduce_mean(error))  # what is left: SSIM windows at the mask's edge
-
-
 def test_photometric_error_is_the_beta_mix_of_ssim_and_l1():
   a = tf.fill([1, 5, 5, 3], 0.2)
   b = tf.fill([1, 5, 5, 3], 0.6)  # flat images: SSIM's structure term is 1, the luminance term is not
