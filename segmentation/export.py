@@ -73,6 +73,21 @@ def write_run(stage_dir, config, input_size, class_names=None, palette=None, net
     json.dump(record, f, indent=2)
 
 
+def _read_record(model_dir, stage):
+  """(path, the parsed segmenter.json of `<model_dir>/<stage>`): the one place the record is opened.
+
+  Raises:
+    FileNotFoundError: naming segmenter.json when it is missing.
+    json.JSONDecodeError: when it is not JSON (the callers name the file).
+  """
+  path = os.path.join(model_dir, stage, SEGMENTER_JSON)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"No segmenter description {path}: expected the file that the segmentation stage writes "
+                            f"next to its checkpoints, holding {{\"config\": ..., \"input_size\": [H, W]}}.")
+  with tf.io.gfile.GFile(path, "r") as f:
+    return path, json.load(f)
+
+
 def read_network(model_dir, stage, name):
   """The architecture (constructor arguments) of the stage's network `name` that `write_run` recorded.
 
@@ -80,12 +95,8 @@ def read_network(model_dir, stage, name):
     FileNotFoundError: naming segmenter.json when it is missing.
     ValueError: naming segmenter.json and the networks it records when `name` is not one of them.
   """
-  path = os.path.join(model_dir, stage, SEGMENTER_JSON)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"No architecture record {path}: expected the file the {stage} stage writes next to its "
-                            f"checkpoints.")
-  with tf.io.gfile.GFile(path, "r") as f:
-    networks = json.load(f).get("networks", {})
+  path, record = _read_record(model_dir, stage)
+  networks = record.get("networks", {})
   if name not in networks:
     raise ValueError(f"{path} records no network {name!r} (it records: {sorted(networks) or 'none'}); was it written "
                      f"by the stage that trains {name}? (A run made before the record held it: run its "
@@ -96,8 +107,7 @@ def read_network(model_dir, stage, name):
 
 def read_classes(model_dir, stage=STAGE_DIR):
   """(class names, palette) that the run's segmenter.json records, each None when it records none."""
-  with tf.io.gfile.GFile(os.path.join(model_dir, stage, SEGMENTER_JSON), "r") as f:
-    description = json.load(f)
+  _, description = _read_record(model_dir, stage)
   return description.get("class_names"), description.get("palette")
 
 
@@ -116,12 +126,8 @@ def read_run(model_dir, stage=STAGE_DIR):
     ValueError: naming segmenter.json when it is malformed.
   """
   path = os.path.join(model_dir, stage, SEGMENTER_JSON)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"No segmenter description {path}: expected the file that the segmentation stage writes "
-                            f"next to its checkpoints, holding {{\"config\": ..., \"input_size\": [H, W]}}.")
   try:
-    with tf.io.gfile.GFile(path, "r") as f:
-      description = json.load(f)
+    path, description = _read_record(model_dir, stage)
     # The checkpoint restored next holds every weight: the initial ones (ImageNet, a user's file) are not needed.
     config = segmenter_lib.SegmenterConfig.from_dict(dict(description["config"], backbone_weights="none"))
     input_size = description.get("input_size") or config.input_size
