@@ -160,11 +160,24 @@ class ConsistencyStage(supervised.SupervisedStage):
       result = {pair: spatiotemporal.Correspondence(*(tf.stop_gradient(t) for t in c)) for pair, c in result.items()}
     return result
 
-  def _pair_outputs(self, models, images, training):
-    """The segmenter on both frames of every pair, as one batch [frame 0 of each pair, frame 1 of each pair]:
-    (frames [2B, H, W, 3], outputs with "logits" and, when pseudo-labelling, the encoder "features")."""
+  def _forward(self, models, labelled_images, images, training):
+    """The segmenter on the labelled frames and both frames of every pair in ONE batch [labelled, frame 0 of each
+    pair, frame 1 of each pair], so that batch norm normalises them all with the same statistics. Returns
+    (labelled logits, pair frames [2B, H, W, 3], pair outputs with "logits" and, when pseudo-labelling, the encoder
+    "features").
+
+    Two passes (labelled frames, then pair frames) let the segmenter tell the pair batch from the labelled one by its
+    statistics, and the consistency loss is then minimised by predicting one class on the pair batch only: after 600
+    steps at 0.5 % labels every validation pixel was one class (docs/results.md, "Batch norm")."""
     frames = tf.concat([images[:, 0], images[:, 1]], axis=0)
-    return frames, models["segmenter"](frames, training=training, return_features=self.pseudo_labelling)
+    count = tf.shape(labelled_images)[0]
+    outputs = models["segmenter"](tf.concat([tf.cast(labelled_images, frames.dtype), frames], axis=0),
+                                  training=training, return_features=self.pseudo_labelling)
+    logits = tf.cast(outputs["logits"], tf.float32)
+    pair_outputs = {"logits": logits[count:]}
+    if self.pseudo_labelling:
+      pair_outputs["features"] = {level: feature[count:] for level, feature in outputs["features"].items()}
+    return logits[:count], frames, pair_outputs
 
   def pseudo_label_loss(self, segmenter, frames, outputs, step, training=True):
     """Weak-to-strong pseudo-labelling of `frames` whose weak-view outputs are `outputs` (consistency/pseudo_label.py):
@@ -185,13 +198,12 @@ class ConsistencyStage(supervised.SupervisedStage):
     return pseudo_label.STRONG_WEIGHT * strong_loss + pseudo_label.FEATURE_WEIGHT * feature_loss
 
   def compute_losses(self, models, batch, step, training=True):
-    labelled_logits = tf.cast(models["segmenter"](batch["labelled_image"], training=training)["logits"], tf.float32)
-    cross_entropy = seg_losses.cross_entropy(labelled_logits, batch["labelled_label"],
-                                                     self.config.class_weights or None)
-    outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
     images = tf.cast(batch["image"], tf.float32)
-    # In the control too: batch-norm sees the same frames.
-    frames, pair_outputs = self._pair_outputs(models, images, training)
+    # In the control too: batch norm sees the same frames.
+    labelled_logits, frames, pair_outputs = self._forward(models, batch["labelled_image"], images, training)
+    cross_entropy = seg_losses.cross_entropy(labelled_logits, batch["labelled_label"],
+                                             self.config.class_weights or None)
+    outputs = {"image": batch["labelled_image"], "logits": labelled_logits, "label": batch["labelled_label"]}
     losses = {"cross_entropy": cross_entropy}
     if self.control:
       return losses, outputs

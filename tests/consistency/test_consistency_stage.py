@@ -47,6 +47,22 @@ def test_control_equals_the_consistency_stage_with_weight_zero(tmp_path, synthet
   assert labelled == round(0.5 * sum(scene.num_frames for scene in stage.scenes("train"))) > 0
 
 
+def test_labelled_and_pair_frames_share_one_batch_norm_pass(tmp_path, synthetic_root):
+  # In two passes the segmenter could tell the pair batch from the labelled one by its batch-norm statistics and
+  # minimise the consistency loss by predicting one class on the pair batch only (docs/results.md, "Batch norm").
+  config = _config(tmp_path / "run", synthetic_root(), stages=("consistency",), batch_size=2,
+                   consistency_init_dir="none")
+  stage = consistency_stage.ConsistencyStage(config)
+  models = stage.build_models()
+  batch = next(iter(stage.train_dataset(0)))
+  _, outputs = stage.compute_losses(models, batch, step=0, training=True)
+  segmenter, images = models["segmenter"], tf.cast(batch["image"], tf.float32)
+  joint = segmenter(tf.concat([batch["labelled_image"], images[:, 0], images[:, 1]], axis=0), training=True)
+  alone = segmenter(batch["labelled_image"], training=True)
+  np.testing.assert_allclose(outputs["logits"], joint["logits"][:2], atol=1e-4)
+  assert np.max(np.abs(outputs["logits"] - alone["logits"])) > 1e-3  # the statistics of the batch matter
+
+
 def test_ground_truth_correspondences_carry_frame_i_labels_onto_frame_j(tmp_path, synthetic_root):
   # The oracle geometry through the stage's own pair pipeline (augmented: flips and scale-and-crop, with K, depth and
   # poses following): frame i's labels, resampled where frame j's visible pixels land, are frame j's labels.
