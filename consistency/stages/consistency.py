@@ -2,7 +2,8 @@
 unlabeled frame pairs, with correspondences from frozen depth / motion / intrinsics teachers.
 
 Each step sees a batch of labelled frames (cross-entropy, as the segmentation stage) and a batch of frame pairs of
-the training video, labelled or not (gap uniform in [--consistency_min_gap, --consistency_max_gap]). For both
+the training video, labelled or not (gap uniform in [--consistency_min_gap, --consistency_max_gap]), all in one
+forward pass of the segmenter, so that batch norm normalises labelled and unlabeled frames alike. For both
 directed pairs of each pair, the frame-i logits are warped onto frame j (`spatiotemporal.rigid_correspondence`) and
 compared with frame j's logits (`spatiotemporal.consistency_terms`); the two directions are averaged and weighted by
 --consistency_uniform / _label_prior / _edge_prior / _cross_entropy, the sum by --consistency_weight.
