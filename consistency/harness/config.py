@@ -249,10 +249,6 @@ class TrainConfig:
   consistency_train_teachers: bool = setting(
       False, "consistency: let the consistency loss train the depth and motion networks too (default: frozen, no "
       "gradient reaches them).")
-  consistency_alignment: float = setting(
-      0.0, "consistency: weight of class-distribution alignment on the pair frames: KL from the labelled batch's class "
-      "histogram to the pair frames' mean predicted distribution (consistency/distribution_alignment.py); 0 disables "
-      "it. Counters the consistency loss's drift to a few classes.")
   pseudo_label_weight: float = setting(
       0.0, "consistency: weight of weak-to-strong pseudo-labelling on the pair frames as single images (FixMatch / "
       "UniMatch: consistency/pseudo_label.py); 0 disables it. With --consistency_weight=0 it is the single-image "
@@ -337,6 +333,6 @@ class TrainConfig:
     if self.consistency_min_gap < 1 or self.consistency_max_gap < self.consistency_min_gap:
       raise ValueError(f"consistency gaps need 1 <= consistency_min_gap <= consistency_max_gap. Received: "
                        f"{self.consistency_min_gap}, {self.consistency_max_gap}")
-    if min(self.consistency_weight, self.consistency_alignment, self.pseudo_label_weight) < 0:
-      raise ValueError(f"consistency_weight, consistency_alignment and pseudo_label_weight must be >= 0. Received: "
-                       f"{self.consistency_weight}, {self.consistency_alignment}, {self.pseudo_label_weight}")
+    if self.consistency_weight < 0 or self.pseudo_label_weight < 0:
+      raise ValueError(f"consistency_weight and pseudo_label_weight must be >= 0. Received: "
+                       f"{self.consistency_weight}, {self.pseudo_label_weight}")

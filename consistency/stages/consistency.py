@@ -24,8 +24,6 @@ Geometry (--geometry):
 --pseudo_label_weight > 0 adds weak-to-strong pseudo-labelling of the pair frames as single images (FixMatch /
 UniMatch, consistency/pseudo_label.py): the single-image semi-supervised baseline, alone with --consistency_weight=0
 or next to the 4D consistency loss. Its weak view is the pair frames' forward pass that both losses share.
---consistency_alignment > 0 adds class-distribution alignment of the pair frames' predictions to the labelled batch's
-labels (consistency/distribution_alignment.py), against the consistency loss's drift to a few classes.
 
 The segmenter starts from the segmentation stage (--consistency_init_dir, default <model_dir>/segmentation; "none"
 starts from scratch), as the paper continues training its baseline. Evaluation is the segmentation stage's (mIoU on
@@ -37,7 +35,6 @@ import os
 
 import tensorflow as tf
 
-from consistency import distribution_alignment
 from consistency import pseudo_label
 from consistency import spatiotemporal
 from consistency.harness import stage as stage_lib
@@ -224,11 +221,6 @@ class ConsistencyStage(supervised.SupervisedStage):
           totals[name] = totals.get(name, 0.0) + 0.5 * value  # the mean of the two directions
       consistency = spatiotemporal.weighted_consistency(totals, self.weights)
       losses["consistency"] = self.config.consistency_weight * consistency
-    if self.config.consistency_alignment > 0:
-      pair_logits = pair_outputs["logits"]
-      target = distribution_alignment.label_distribution(batch["labelled_label"], tf.shape(pair_logits)[-1])
-      losses["alignment"] = self.config.consistency_alignment * distribution_alignment.alignment_loss(
-          pair_logits, target)
     if self.pseudo_labelling:
       losses["pseudo_label"] = self.config.pseudo_label_weight * self.pseudo_label_loss(
           models["segmenter"], frames, pair_outputs, step, training)

@@ -22,8 +22,7 @@ from consistency.harness import config as config_lib
     ("efc_smoothness_weight", -1.0, "EFC loss weights must be >= 0"),
     ("efc_occlusion_weight", 0.0, "--efc_occlusion_mask needs --efc_occlusion_weight > 0"),
     ("efc_consistency_levels", (6,), r"EFC levels \[6\] are not usable"),
-    ("consistency_weight", -0.1, "consistency_alignment and pseudo_label_weight must be >= 0"),  # consistency
-    ("consistency_alignment", -1.0, "consistency_alignment and pseudo_label_weight must be >= 0"),
+    ("consistency_weight", -0.1, "consistency_weight and pseudo_label_weight must be >= 0"),  # consistency
 ])
 def test_a_wrong_setting_fails_when_the_config_is_built(setting, value, message):
   config_lib.TrainConfig(model_dir="/tmp/unused")  # the defaults are valid
