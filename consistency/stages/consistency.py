@@ -210,7 +210,7 @@ class ConsistencyStage(supervised.SupervisedStage):
       return losses, outputs
     if self.consistency_active:
       batch_size = tf.shape(images)[0]
-      logits = tf.cast(pair_outputs["logits"], tf.float32)
+      logits = pair_outputs["logits"]  # float32 (_forward)
       logits = [logits[:batch_size], logits[batch_size:]]
       correspondences = self.correspondences(models, batch)
       totals = {}
