@@ -60,6 +60,9 @@ _WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_
                  "consistency_cross_entropy")
 # A baseline has plateaued when its validation mIoU moves by at most this much over the last quarter of its steps.
 PLATEAU_TOLERANCE = 0.01
+# A run "predicts" a class when the class covers more than this share of its validation predictions: the consistency
+# loss's failure mode on few labels is a segmenter that predicts only a few (frequent) classes.
+PREDICTED_SHARE = 0.01
 # Evaluations per baseline run (its learning curve).
 BASELINE_EVALUATIONS = 8
 
@@ -209,6 +212,32 @@ def table1(plan, results):
     label = f"{fraction * 100:g} %" + (f" ({frames[0]} frames)" if frames else "")
     lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
   return "\n".join(lines)
+
+
+def classes_predicted(metrics):
+  """How many classes cover more than PREDICTED_SHARE of a run's validation predictions (None: no run, or metrics
+  without per-class pixel counts)."""
+  if not metrics:
+    return None
+  counts = [entry.get("predicted_pixels") for entry in metrics["per_class"].values()]
+  if None in counts or sum(counts) == 0:
+    return None
+  return sum(count > PREDICTED_SHARE * sum(counts) for count in counts)
+
+
+def per_seed(plan, results):
+  """Markdown lines: per fraction, each variant's mIoU minus the control's per seed, and how many classes each
+  continuation predicts per seed."""
+  def by_seed(values, spec):
+    return " / ".join("-" if value is None else format(value, spec) for value in values)
+  lines = []
+  for fraction in sorted(plan.fractions):
+    runs = results[fraction]
+    gains = "; ".join(f"{v} {by_seed(_gain_on_control(runs, v), '+.4f')}" for v in plan.variants())
+    classes = "; ".join(f"{v} {by_seed([classes_predicted(m) for m in runs[v]], 'd')}"
+                        for v in ("control", *plan.variants()))
+    lines.append(f"- {fraction * 100:g} %: minus the control {gains}. Classes predicted: {classes}")
+  return lines
 
 
 def learned_share(plan, results):
@@ -362,7 +391,9 @@ def report(plan, results, seconds, origin=None):
     lines += [f"## Baselines (plateaued: validation mIoU within {PLATEAU_TOLERANCE} over the last quarter)", "",
               *curves, ""]
   if 1 in plan.tables:
-    lines += ["## Table 1", "", table1(plan, results), ""]
+    lines += ["## Table 1", "", table1(plan, results), "",
+              f"Per seed ({' / '.join(map(str, plan.seeds))}; a class is predicted where it covers more than "
+              f"{PREDICTED_SHARE * 100:g} % of the validation pixels):", "", *per_seed(plan, results), ""]
     share = learned_share(plan, results)
     if share:
       lines += ["Learned geometry's gain as a share of the oracle's (means over seeds):", "", *share, ""]

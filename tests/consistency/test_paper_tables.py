@@ -110,6 +110,25 @@ def test_report_answers_the_four_times_fewer_labels_question(tmp_path):
   assert "0.04 % labels" not in markdown and "4 % labels with consistency" not in markdown
 
 
+def test_report_lists_each_seeds_gain_and_how_many_classes_each_run_predicts(tmp_path):
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1))
+  # Predicted pixels per class: the control spreads them over three classes; the consistency run of seed 0 puts
+  # 995 of 1000 on wall (chair's 5 are 0.5 %, under the 1 % that counts), seed 1's is the control's.
+  predicted = {"control": (600, 300, 100), "ground_truth": (995, 0, 5)}
+  for seed, (control, ours) in enumerate(((0.20, 0.15), (0.30, 0.32))):
+    for variant, miou in (("baseline", 0.1), ("control", control), ("ground_truth", ours)):
+      pixels = predicted["control" if variant != "ground_truth" or seed == 1 else variant]
+      per_class = {name: {"iou": miou, "frequency": 0.3, "predicted_pixels": count}
+                   for name, count in zip(("wall", "floor", "chair"), pixels)}
+      _write_metrics(plan.run_for(0.01, seed, variant), miou, per_class)
+  markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
+  assert ("- 1 %: minus the control ground_truth -0.0500 / +0.0200. Classes predicted: control 3 / 3; "
+          "ground_truth 1 / 3") in markdown
+  # Metrics without pixel counts (older runs) and missing runs are shown as "-".
+  assert paper_tables.classes_predicted({"per_class": {"wall": {"iou": 0.1}}}) is None
+  assert paper_tables.classes_predicted(None) is None
+
+
 def test_report_shows_each_baselines_curve_and_whether_it_plateaued(tmp_path):
   plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1),
                baseline_steps=40)
