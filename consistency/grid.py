@@ -13,6 +13,7 @@ from absl import logging
 import numpy as np
 
 from consistency.harness import trainer as trainer_lib
+from segmentation import metrics as metrics_lib
 
 METRICS_FILE = "metrics.json"
 # Written into a run's folder when it finishes: {"seconds": its wall-clock time}.
@@ -41,7 +42,7 @@ class Run:
 
   def metrics(self):
     with open(self.metrics_path(), encoding="utf-8") as f:
-      return json.load(f)
+      return rescored(json.load(f))
 
   def seconds(self):
     """The run's wall-clock time when this driver made it (0 if it has not finished or was made otherwise)."""
@@ -53,7 +54,18 @@ class Run:
 
   def history(self):
     """{step: metrics} of the run's evaluations ({} if none was made)."""
-    return trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
+    history = trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
+    return {step: rescored(metrics) for step, metrics in history.items()}
+
+
+def rescored(metrics):
+  """A run's metrics with mIoU recomputed from their confusion matrix by `segmentation.metrics.mean_iou`, so that a run
+  made before that definition changed (commit 97b9237 and earlier also averaged classes that are only predicted) is
+  scored like a new one; metrics without a confusion matrix are returned as they are."""
+  if "confusion_matrix" not in metrics:
+    return metrics
+  miou = metrics_lib.mean_iou(metrics["confusion_matrix"])
+  return {**metrics, "miou": None if np.isnan(miou) else miou}
 
 
 def execute(run, dry_run=False):

@@ -76,10 +76,21 @@ def per_class_iou(confusion):
     return np.where(union > 0, true_positive / union, np.nan)
 
 
+def evaluated_classes(confusion):
+  """[C] bool: the classes mIoU averages over, those present in the labels.
+
+  A class that is predicted but never labelled has IoU 0 however little of it is predicted; counting it would make
+  the mean depend on how many classes a model predicts and reward one that predicts fewer (until commit 97b9237
+  mean_iou did, and the consistency loss's drift to few classes showed as gains). Its false positives still lower
+  the IoU of the classes labelled at those pixels.
+  """
+  return _matrix(confusion).sum(axis=1) > 0
+
+
 def mean_iou(confusion):
-  """Mean IoU over classes with union > 0 (present in labels or predictions); NaN for an empty matrix."""
-  iou = per_class_iou(confusion)
-  return float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else float("nan")
+  """Mean IoU over the classes present in the labels (`evaluated_classes`); NaN for an empty matrix."""
+  evaluated = evaluated_classes(confusion)
+  return float(np.mean(per_class_iou(confusion)[evaluated])) if np.any(evaluated) else float("nan")
 
 
 def pixel_accuracy(confusion):
@@ -138,7 +149,7 @@ def metrics_dict(confusion, class_names=labels_lib.CLASS_NAMES):
       "pixel_accuracy": _finite_or_none(pixel_accuracy(confusion)),
       "mean_class_accuracy": _finite_or_none(np.nanmean(recall)) if np.any(label_pixels > 0) else None,
       "num_pixels": int(confusion.sum()),
-      "num_classes_evaluated": int(np.sum(~np.isnan(iou))),
+      "num_classes_evaluated": int(np.sum(evaluated_classes(confusion))),
       "per_class": per_class,
       "confusion_matrix": confusion.tolist(),
   }

@@ -129,6 +129,22 @@ def test_report_lists_each_seeds_gain_and_how_many_classes_each_run_predicts(tmp
   assert paper_tables.classes_predicted(None) is None
 
 
+def test_runs_are_scored_from_their_confusion_matrix(tmp_path):
+  # A run written before mIoU left out classes that are only predicted: 4 pixels of class 0, 2 of them predicted as
+  # class 1 (never labelled). Its stored 0.25 averaged class 0's IoU 2 / 4 with class 1's 0; read back, it is scored
+  # by the current definition: class 0 alone, 0.5.
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0,))
+  run = plan.run_for(0.01, 0, "control")
+  _write_metrics(run, 0.25, {})
+  with open(run.metrics_path(), encoding="utf-8") as f:
+    metrics = json.load(f)
+  metrics["confusion_matrix"] = [[2, 2], [0, 0]]
+  with open(run.metrics_path(), "w", encoding="utf-8") as f:
+    json.dump(metrics, f)
+  assert run.metrics()["miou"] == 0.5
+  assert grid.rescored({"miou": 0.3}) == {"miou": 0.3}
+
+
 def test_report_shows_each_baselines_curve_and_whether_it_plateaued(tmp_path):
   plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1),
                baseline_steps=40)

@@ -24,7 +24,8 @@ MATRIX = np.array([
 # By hand: IoU = TP / (row sum + column sum - TP).
 #   class 0: 3 / (4 + 4 - 3) = 0.6;  class 1: 2 / (3 + 3 - 2) = 0.5;  class 2: 0 / 1;  class 3: 0 / 1;  class 4: none.
 EXPECTED_IOU = [0.6, 0.5, 0.0, 0.0, np.nan]
-EXPECTED_MIOU = (0.6 + 0.5 + 0.0 + 0.0) / 4
+# mIoU averages the classes present in the labels (0, 1, 2): class 3, predicted but never labelled, is left out.
+EXPECTED_MIOU = (0.6 + 0.5 + 0.0) / 3
 EXPECTED_ACCURACY = 5 / 8
 EXPECTED_FREQUENCY = [4 / 8, 3 / 8, 1 / 8, 0.0, 0.0]
 
@@ -71,6 +72,18 @@ def test_metrics_against_the_hand_computed_matrix():
   np.testing.assert_allclose(metrics.class_frequencies(MATRIX), EXPECTED_FREQUENCY)
 
 
+def test_predicting_a_class_that_is_never_labelled_does_not_raise_miou_by_predicting_fewer():
+  # Two segmenters of the same 4 pixels, 2 of class 0 and 2 of class 1. A gets pixel 1 wrong as class 2 (never
+  # labelled), B gets it wrong as class 1: both have one error, and B's IoU of class 1 is the lower (2/3 against 1),
+  # so B may not score higher because it predicts one class fewer.
+  a = np.array([[1, 0, 1], [0, 2, 0], [0, 0, 0]])
+  b = np.array([[1, 1, 0], [0, 2, 0], [0, 0, 0]])
+  assert metrics.mean_iou(a) == pytest.approx((0.5 + 1.0) / 2)
+  assert metrics.mean_iou(b) == pytest.approx((0.5 + 2 / 3) / 2)
+  assert metrics.mean_iou(b) < metrics.mean_iou(a)
+  np.testing.assert_array_equal(metrics.evaluated_classes(a), [True, True, False])
+
+
 def test_metrics_dict_is_json_ready():
   result = metrics.metrics_dict(MATRIX, class_names=("a", "b", "c", "d", "e"))
   text = json.dumps(result, allow_nan=False)  # NaN would not be valid JSON
@@ -78,7 +91,7 @@ def test_metrics_dict_is_json_ready():
   assert result["miou"] == pytest.approx(EXPECTED_MIOU)
   assert result["pixel_accuracy"] == pytest.approx(EXPECTED_ACCURACY)
   assert result["mean_class_accuracy"] == pytest.approx((3 / 4 + 2 / 3 + 0) / 3)
-  assert result["num_pixels"] == 8 and result["num_classes_evaluated"] == 4
+  assert result["num_pixels"] == 8 and result["num_classes_evaluated"] == 3
   assert result["per_class"]["a"] == {"iou": pytest.approx(0.6), "frequency": 0.5, "label_pixels": 4,
                                       "predicted_pixels": 4, "accuracy": 0.75}
   assert result["per_class"]["d"]["iou"] == 0.0 and result["per_class"]["d"]["accuracy"] is None
