@@ -222,7 +222,8 @@ def classes_predicted(metrics):
   counts = [entry.get("predicted_pixels") for entry in metrics["per_class"].values()]
   if None in counts or sum(counts) == 0:
     return None
-  return sum(count > PREDICTED_SHARE * sum(counts) for count in counts)
+  threshold = PREDICTED_SHARE * sum(counts)
+  return sum(count > threshold for count in counts)
 
 
 def per_seed(plan, results):
