@@ -282,6 +282,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
     raise ValueError("output_dir must be a non-empty path. Received: output_dir=''")
   claim_output_dir(output_dir)
   scene_dirs = []
+  skipped = 0
   for index in range(num_scenes):
     name = scene_name(index)
     scene_dir = os.path.join(output_dir, name)
@@ -294,7 +295,7 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
             f"{scene_dir} was generated with other parameters ({description.get('generator')}); requested "
             f"{parameters}. Use another output_dir, or overwrite=True (--overwrite) to render it again.")
       if _frames_complete(scene_dir, frames_per_scene):
-        logging.info("%s: complete, skipped.", name)
+        skipped += 1
         continue
     if os.path.exists(scene_dir):
       logging.info("%s: %s, rendering it again.", name, "overwriting" if overwrite else "incomplete")
@@ -309,6 +310,8 @@ def generate(output_dir, num_scenes, frames_per_scene, height, width, seed=0, fp
     logging.info("%s (%d/%d): %s, %d objects, %d frames %dx%d in %.1f s (%.0f frames/s).", name, index + 1, num_scenes,
                  scene.room_type, len(scene.objects), frames_per_scene, height, width, seconds,
                  frames_per_scene / max(seconds, 1e-9))
+  if skipped:
+    logging.info("%d of %d scenes in %s were complete already, skipped.", skipped, num_scenes, output_dir)
   train, val = split_scenes(num_scenes)
   _write_atomic(os.path.join(output_dir, TRAIN_SPLIT), "".join(n + "\n" for n in train).encode())
   _write_atomic(os.path.join(output_dir, VAL_SPLIT), "".join(n + "\n" for n in val).encode())
