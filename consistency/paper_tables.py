@@ -226,16 +226,19 @@ def classes_predicted(metrics):
   return sum(count > threshold for count in counts)
 
 
+def _by_seed(values, spec):
+  """"v0 / v1 / ..." with `spec`, "-" for None."""
+  return " / ".join("-" if value is None else format(value, spec) for value in values)
+
+
 def per_seed(plan, results):
   """Markdown lines: per fraction, each variant's mIoU minus the control's per seed, and how many classes each
   continuation predicts per seed."""
-  def by_seed(values, spec):
-    return " / ".join("-" if value is None else format(value, spec) for value in values)
   lines = []
   for fraction in sorted(plan.fractions):
     runs = results[fraction]
-    gains = "; ".join(f"{v} {by_seed(_gain_on_control(runs, v), '+.4f')}" for v in plan.variants())
-    classes = "; ".join(f"{v} {by_seed([classes_predicted(m) for m in runs[v]], 'd')}"
+    gains = "; ".join(f"{v} {_by_seed(_gain_on_control(runs, v), '+.4f')}" for v in plan.variants())
+    classes = "; ".join(f"{v} {_by_seed([classes_predicted(m) for m in runs[v]], 'd')}"
                         for v in ("control", *plan.variants()))
     lines.append(f"- {fraction * 100:g} %: minus the control {gains}. Classes predicted: {classes}")
   return lines
@@ -302,17 +305,20 @@ def baseline_curves(plan):
 
 
 def table2(plan, results):
-  """Markdown: at the lowest fraction, mIoU of each weighting (mean ± std over seeds) and its gain on the control."""
+  """Markdown: at the lowest fraction, mIoU of each weighting (mean ± std over seeds), its gain on the control (mean
+  [95 % interval], and per seed) and how many classes it predicts per seed."""
   fraction = min(plan.fractions)
   geometry = plan.geometries[0]
   rows = {"control (no consistency)": "control", **{w: f"{geometry}_{w}" for w in WEIGHTINGS}}
   rows["all_three"] = geometry
   lines = [f"| weighting ({geometry} geometry, {fraction * 100:g} % labels) | mIoU | gain on control "
-           "[95 % interval] |", "|---|---|---|"]
+           "[95 % interval] | gain per seed | classes predicted per seed |", "|---|---|---|---|---|"]
   for label, variant in rows.items():
-    mious = grid.format_mean(*grid.mean_std(_miou(results[fraction][variant])))
-    gain = _format_gain(_gain_on_control(results[fraction], variant))
-    lines.append(f"| {label} | {mious} | {gain} |")
+    runs = results[fraction][variant]
+    mious = grid.format_mean(*grid.mean_std(_miou(runs)))
+    gains = _gain_on_control(results[fraction], variant)
+    classes = _by_seed([classes_predicted(m) for m in runs], "d")
+    lines.append(f"| {label} | {mious} | {_format_gain(gains)} | {_by_seed(gains, '+.4f')} | {classes} |")
   return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ def test_report_tables_and_figure_from_metrics(tmp_path):
   # standard deviation of 0.01414 and, with t(1) = 12.706, a 95 % interval of 0.11 +- 0.1271.
   assert "| 1 % | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 0.3100 ± 0.0100 | +0.1100 [-0.0171, +0.2371] |" in markdown
   # Table 2 rows whose runs are missing are shown as "-", not invented.
-  assert "| uniform | - | - |" in markdown
+  assert "| uniform | - | - | - / - | - / - |" in markdown
   # Figure 2 rows: wall gains (0.31 - 0.2) / 0.2 = +55 %, chair (0.62 - 0.2) / 0.2 = +210 %.
   assert "| wall | 0.5000 | +55.0 % |" in markdown and "| chair | 0.0100 | +210.0 % |" in markdown
   assert os.path.getsize(tmp_path / "figure2.png") > 1000
@@ -111,7 +111,7 @@ def test_report_answers_the_four_times_fewer_labels_question(tmp_path):
 
 
 def test_report_lists_each_seeds_gain_and_how_many_classes_each_run_predicts(tmp_path):
-  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1))
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1, 2), fractions=(0.01,), seeds=(0, 1))
   # Predicted pixels per class: the control spreads them over three classes; the consistency run of seed 0 puts
   # 995 of 1000 on wall (chair's 5 are 0.5 %, under the 1 % that counts), seed 1's is the control's.
   predicted = {"control": (600, 300, 100), "ground_truth": (995, 0, 5)}
@@ -124,6 +124,8 @@ def test_report_lists_each_seeds_gain_and_how_many_classes_each_run_predicts(tmp
   markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
   assert ("- 1 %: minus the control ground_truth -0.0500 / +0.0200. Classes predicted: control 3 / 3; "
           "ground_truth 1 / 3") in markdown
+  # Table 2 lists the same per seed for every weighting (all three is Table 1's run).
+  assert "| all_three | 0.2350 ± 0.0850 | -0.0150 [-0.4597, +0.4297] | -0.0500 / +0.0200 | 1 / 3 |" in markdown
   # Metrics without pixel counts (older runs) and missing runs are shown as "-".
   assert paper_tables.classes_predicted({"per_class": {"wall": {"iou": 0.1}}}) is None
   assert paper_tables.classes_predicted(None) is None
