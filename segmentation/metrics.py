@@ -133,8 +133,9 @@ def metrics_dict(confusion, class_names=labels_lib.CLASS_NAMES):
   frequency = class_frequencies(confusion)
   label_pixels = confusion.sum(axis=1)
   predicted_pixels = confusion.sum(axis=0)
+  evaluated = evaluated_classes(confusion)
   with np.errstate(invalid="ignore", divide="ignore"):
-    recall = np.where(label_pixels > 0, np.diag(confusion) / np.maximum(label_pixels, 1), np.nan)
+    recall = np.where(evaluated, np.diag(confusion) / np.maximum(label_pixels, 1), np.nan)
   per_class = {
       name: {
           "iou": _finite_or_none(iou[c]),
@@ -147,9 +148,9 @@ def metrics_dict(confusion, class_names=labels_lib.CLASS_NAMES):
   return {
       "miou": _finite_or_none(mean_iou(confusion)),
       "pixel_accuracy": _finite_or_none(pixel_accuracy(confusion)),
-      "mean_class_accuracy": _finite_or_none(np.nanmean(recall)) if np.any(label_pixels > 0) else None,
+      "mean_class_accuracy": _finite_or_none(np.nanmean(recall)) if np.any(evaluated) else None,
       "num_pixels": int(confusion.sum()),
-      "num_classes_evaluated": int(np.sum(evaluated_classes(confusion))),
+      "num_classes_evaluated": int(np.sum(evaluated)),
       "per_class": per_class,
       "confusion_matrix": confusion.tolist(),
   }
