@@ -1,12 +1,13 @@
 """Every Frame Counts' ablation on Pasad et al.'s benchmark protocol, as one resumable command.
 
     python -m consistency.efc_tables --output=/tmp/efc_grid [--baselines=/tmp/pasad_grid] [--fractions=0.01,0.05]
-        [--seeds=0,1,2] [--baseline_steps=400] [--continue_steps=150] [--dry_run] [--report_only]
+        [--seeds=0,1,2] [--baseline_steps=200] [--baseline_max_steps=1600] [--continue_steps=150] [--dry_run]
+        [--report_only]
 
-Every run is a `python -m consistency.train` subprocess (`grid.execute`: resumable, timed). Per label fraction f and
+Every run is a `python -m consistency.train` subprocess (`grid.execute_all`: resumable, timed). Per label fraction f and
 seed s (<output>/f<f>_s<s>/):
   baseline/  the supervised segmenter: stage segmentation with --base_flagfile (configs/synthetic_consistency.flags)
-             for --baseline_steps, exactly consistency.paper_tables' baseline; taken from --baselines/f<f>_s<s>/baseline
+             until it plateaus, exactly consistency.paper_tables' baseline; taken from --baselines/f<f>_s<s>/baseline
              when that run has finished there (a paper_tables output), so the two grids share their baselines;
   <row>/     stage efc (--efc_flagfile: the same segmenter and data) for --continue_steps, its segmenter started from
              the baseline's (--warm_start), its flow branch from scratch; one row per line of the paper's ablation
@@ -31,6 +32,7 @@ import numpy as np
 
 from consistency import grid
 from consistency import paired_stats
+from consistency import paper_tables
 from consistency.harness import flags as flags_lib
 
 # The ablation's rows: the efc flags of each, on top of --efc_flagfile.
@@ -61,7 +63,8 @@ class Plan:
   baselines: str = ""
   fractions: tuple = (0.01, 0.05)
   seeds: tuple = (0, 1, 2)
-  baseline_steps: int = 400
+  baseline_steps: int = 200
+  baseline_max_steps: int = 1600
   continue_steps: int = 150
 
   def __post_init__(self):
@@ -76,24 +79,22 @@ class Plan:
   def baseline_run(self, fraction, seed):
     """The cell's own baseline once one was started under --output; else paper_tables' under --baselines when it has
     finished there; else a new one under --output. (A choice made once stays: the rows' warm start never changes.)"""
-    overrides = (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
-                 f"--seed={seed}", f"--train_steps={self.baseline_steps}")
-    name = f"baseline f={fraction:g} seed={seed}"
-    own = grid.Run(name, os.path.join(self.cell(fraction, seed), "baseline"), "segmentation", self.baseline_steps,
-                   overrides)
+    own = paper_tables.baseline(self.cell(fraction, seed), self.base_flagfile, fraction, seed, self.baseline_steps,
+                                self.baseline_max_steps)
     if self.baselines and not os.path.exists(own.model_dir):
-      shared = grid.Run(name, os.path.join(self.baselines, f"f{fraction:g}_s{seed}", "baseline"), "segmentation",
-                        self.baseline_steps, overrides)
+      shared = paper_tables.baseline(os.path.join(self.baselines, f"f{fraction:g}_s{seed}"), self.base_flagfile,
+                                     fraction, seed, self.baseline_steps, self.baseline_max_steps)
       if shared.finished():
         return shared
     return own
 
   def row_run(self, fraction, seed, row):
-    baseline = os.path.join(self.baseline_run(fraction, seed).model_dir, "segmentation")
+    baseline = self.baseline_run(fraction, seed).model_dir
     overrides = (f"--flagfile={self.efc_flagfile}", f"--label_fraction={fraction}", f"--seed={seed}",
-                 f"--train_steps={self.continue_steps}", f"--warm_start=segmenter={baseline}", *ROWS[row])
+                 f"--train_steps={self.continue_steps}",
+                 f"--warm_start=segmenter={os.path.join(baseline, 'segmentation')}", *ROWS[row])
     return grid.Run(f"{row} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), row), "efc",
-                    self.continue_steps, overrides)
+                    self.continue_steps, overrides, (baseline,))
 
   def runs(self):
     """Every baseline first, then the rows by fraction and seed."""
@@ -187,7 +188,8 @@ def report(plan, results, seconds, origin=None, peer_results=None):
            ""]
   if origin:
     lines += [f"Command: `{origin['command']}`; report written {origin['date']} at commit {origin['commit']}.", ""]
-  lines += [f"Baselines {plan.baseline_steps} steps (shared with consistency.paper_tables where --baselines has them); "
+  lines += [f"Baselines trained until plateau ({plan.baseline_steps} to {plan.baseline_max_steps} steps; shared with "
+            f"consistency.paper_tables where --baselines has them); "
             f"every row continues the baseline's segmenter with the efc stage for {plan.continue_steps} steps. "
             f"Validation mIoU mean ± std over seeds, on the efc stage's evaluation frames (the first frames of its "
             f"validation pairs: not the baselines' evaluation set, so compare rows with each other); flow metrics are "
@@ -220,7 +222,8 @@ def define_flags():
                       "reused instead of trained again.")
   flags.DEFINE_list("fractions", ["0.01", "0.05"], "Label fractions (of the synthetic video's 1600 training frames).")
   flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (label selection, initialisation, data order).")
-  flags.DEFINE_integer("baseline_steps", 400, "Steps of each supervised baseline (paper_tables' default).")
+  flags.DEFINE_integer("baseline_steps", 200, "Steps of each baseline's first round (paper_tables' default).")
+  flags.DEFINE_integer("baseline_max_steps", 1600, "Steps at which a baseline stops even if it has not plateaued.")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each efc continuation.")
   flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of the baselines.")
   flags.DEFINE_string("efc_flagfile", "configs/synthetic_efc_protocol.flags", "Flagfile of the efc runs.")
@@ -241,7 +244,8 @@ def main(argv):
               efc_flagfile=os.path.abspath(options.efc_flagfile),
               baselines=os.path.abspath(options.baselines) if options.baselines else "",
               fractions=tuple(float(f) for f in options.fractions), seeds=tuple(int(s) for s in options.seeds),
-              baseline_steps=options.baseline_steps, continue_steps=options.continue_steps)
+              baseline_steps=options.baseline_steps, baseline_max_steps=options.baseline_max_steps,
+              continue_steps=options.continue_steps)
   logging.info("Into %s.", plan.output)
   seconds = grid.execute_all(plan.runs(), options.dry_run, options.report_only)
   if not options.dry_run:

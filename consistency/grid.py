@@ -2,11 +2,13 @@
 skipped when its stage already wrote metrics.json at its last step, timed; and the provenance and summary statistics
 the grids' reports share (consistency.paper_tables, consistency.efc_tables)."""
 
+import concurrent.futures
 import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from absl import logging
@@ -18,16 +20,27 @@ from segmentation import metrics as metrics_lib
 METRICS_FILE = "metrics.json"
 # Written into a run's folder when it finishes: {"seconds": its wall-clock time}.
 RUNTIME_FILE = "runtime.json"
+# Written into a grid's output folder: [{"date", "seconds", "workers"}] of each invocation that made runs.
+INVOCATIONS_FILE = "invocations.json"
+
+
+# A run trained until plateau has plateaued when its validation mIoU moves by at most this much over the last quarter
+# of its steps.
+PLATEAU_TOLERANCE = 0.01
+# Evaluations per round of a run trained until plateau (its learning curve; 3 fall in the last quarter).
+EVALUATIONS_PER_ROUND = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One training command: where it writes, which stage's metrics it ends with, and its flag overrides."""
+  """One training command: where it writes, which stage's metrics it ends with, its flag overrides, and the runs
+  (their model_dir) that must have finished before it starts."""
   name: str
   model_dir: str
   stage: str
   steps: int
   overrides: tuple
+  needs: tuple = ()
 
   def metrics_path(self):
     return os.path.join(self.model_dir, self.stage, METRICS_FILE)
@@ -45,7 +58,7 @@ class Run:
       return rescored(json.load(f))
 
   def seconds(self):
-    """The run's wall-clock time when this driver made it (0 if it has not finished or was made otherwise)."""
+    """The run's wall-clock time summed over the commands this driver made in its folder (0 if none finished)."""
     try:
       with open(os.path.join(self.model_dir, RUNTIME_FILE), encoding="utf-8") as f:
         return float(json.load(f)["seconds"])
@@ -56,6 +69,31 @@ class Run:
     """{step: metrics} of the run's evaluations ({} if none was made)."""
     history = trainer_lib.read_metrics_history(os.path.dirname(self.metrics_path()))
     return {step: rescored(metrics) for step, metrics in history.items()}
+
+  def execute(self, dry_run=False, env=None):
+    """Runs the command unless the run has finished, with environment `env` (None: this process's); returns the
+    seconds it took (0 when skipped) and adds them to the folder's runtime.json."""
+    if self.finished():
+      logging.info("%s: finished earlier (%s), skipped.", self.name, self.metrics_path())
+      return 0.0
+    command = [sys.executable, "-m", "consistency.train", f"--model_dir={self.model_dir}", *self.overrides]
+    logging.info("%s: %s", self.name, " ".join(command))
+    if dry_run:
+      return 0.0
+    os.makedirs(self.model_dir, exist_ok=True)
+    log_path = os.path.join(self.model_dir, "train.log")
+    start = time.time()
+    with open(log_path, "a", encoding="utf-8") as log:
+      code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if code != 0 or not self.finished():
+      raise RuntimeError(f"{self.name} failed (exit status {code}); see {log_path}")
+    seconds = time.time() - start
+    total = self.seconds() + seconds
+    path = os.path.join(self.model_dir, RUNTIME_FILE)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      json.dump({"seconds": total}, f)
+    os.replace(path + ".tmp", path)
+    return seconds
 
 
 def rescored(metrics):
@@ -68,36 +106,167 @@ def rescored(metrics):
   return {**metrics, "miou": None if np.isnan(miou) else miou}
 
 
-def execute(run, dry_run=False):
-  """Runs `run` unless it has finished; returns the seconds it took (0 when skipped)."""
-  if run.finished():
-    logging.info("%s: finished earlier (%s), skipped.", run.name, run.metrics_path())
+def plateau(history, steps):
+  """(mIoU change over the last quarter of `steps`, whether it is within PLATEAU_TOLERANCE); None without 2
+  evaluations there."""
+  late = [metrics["miou"] for step, metrics in history.items() if 0.75 * steps <= step <= steps]
+  if len(late) < 2:
+    return None
+  change = max(late) - min(late)
+  return change, change <= PLATEAU_TOLERANCE
+
+
+@dataclasses.dataclass(frozen=True)
+class UntilPlateau:
+  """A run trained in rounds until its validation mIoU plateaus (`plateau`): the first round trains to `first_steps`,
+  each next one resumes the last checkpoint and trains to twice as many steps (its learning-rate schedule stretched
+  to the new end, so the rate rises again where the previous round ended: a warm restart), up to `max_steps`. Each
+  round evaluates EVALUATIONS_PER_ROUND times; the run stops after the first round whose last quarter has plateaued.
+  `overrides` must not set --train_steps or --eval_every (each round sets them)."""
+  name: str
+  model_dir: str
+  stage: str
+  first_steps: int
+  max_steps: int
+  overrides: tuple
+  needs: tuple = ()
+
+  def __post_init__(self):
+    if not 0 < self.first_steps <= self.max_steps:
+      raise ValueError(f"{self.name}: need 0 < first_steps <= max_steps. Received: {self.first_steps}, "
+                       f"{self.max_steps}")
+
+  def rounds(self):
+    """The steps each round ends at: first_steps doubled until max_steps (the last round ends there)."""
+    ends = [self.first_steps]
+    while ends[-1] < self.max_steps:
+      ends.append(min(2 * ends[-1], self.max_steps))
+    return ends
+
+  def round(self, steps):
+    return Run(self.name, self.model_dir, self.stage, steps,
+               (*self.overrides, f"--train_steps={steps}",
+                f"--eval_every={max(1, steps // EVALUATIONS_PER_ROUND)}"), self.needs)
+
+  def history(self):
+    return self.round(self.first_steps).history()
+
+  def _done(self, history):
+    """(steps of the last round that finished, or None; whether the run is complete)."""
+    last = None
+    for steps in self.rounds():
+      if steps not in history:
+        return last, False
+      last = steps
+      found = plateau(history, steps)
+      if found and found[1]:
+        return steps, True
+    return last, True
+
+  @property
+  def steps(self):
+    """The steps of the last finished round (first_steps before any)."""
+    return self._done(self.history())[0] or self.first_steps
+
+  def finished(self):
+    return self._done(self.history())[1]
+
+  def metrics_path(self):
+    return self.round(self.steps).metrics_path()
+
+  def metrics(self):
+    return self.round(self.steps).metrics()
+
+  def seconds(self):
+    return self.round(self.steps).seconds()
+
+  def execute(self, dry_run=False, env=None):
+    """Runs the rounds still needed; returns the seconds they took."""
+    seconds = 0.0
+    for steps in self.rounds():
+      if steps not in self.history():  # rounds that finished earlier are kept
+        seconds += self.round(steps).execute(dry_run, env)
+      if dry_run or self._done(self.history())[1]:
+        break
+      logging.info("%s: not plateaued at step %d, going on to step %d.", self.name, steps,
+                   min(2 * steps, self.max_steps))
+    return seconds
+
+
+def execute_all(runs, dry_run=False, report_only=False, workers=1):
+  """Executes the runs (`Run` or `UntilPlateau`; none with `report_only`), at most `workers` at a time, each once the
+  runs it `needs` have finished, logging progress. With several workers each command gets an equal share of this
+  machine's cores as its TensorFlow threads. Returns the wall-clock seconds the runs took."""
+  logging.info("%d runs (%d finished earlier), %d at a time.", len(runs), sum(run.finished() for run in runs), workers)
+  if report_only:
     return 0.0
-  command = [sys.executable, "-m", "consistency.train", f"--model_dir={run.model_dir}", *run.overrides]
-  logging.info("%s: %s", run.name, " ".join(command))
-  if dry_run:
-    return 0.0
-  os.makedirs(run.model_dir, exist_ok=True)
-  log_path = os.path.join(run.model_dir, "train.log")
+  env = None
+  if workers > 1:
+    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
+  known = {run.model_dir for run in runs}
+  for run in runs:
+    unknown = [need for need in run.needs if need not in known]
+    if unknown:
+      raise ValueError(f"{run.name} needs runs not in the grid: {unknown}")
   start = time.time()
-  with open(log_path, "a", encoding="utf-8") as log:
-    code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-  if code != 0 or not run.finished():
-    raise RuntimeError(f"{run.name} failed (exit status {code}); see {log_path}")
-  seconds = time.time() - start
-  with open(os.path.join(run.model_dir, RUNTIME_FILE), "w", encoding="utf-8") as f:
-    json.dump({"seconds": seconds}, f)
-  return seconds
+  done = threading.Condition()
+  finished, failed = set(), {}
+  stop = threading.Event()
+
+  def execute(index, run):
+    with done:
+      done.wait_for(lambda: all(need in finished or need in failed for need in run.needs))
+      broken = [need for need in run.needs if need in failed]
+    if stop.is_set():
+      return
+    try:
+      if broken:
+        raise RuntimeError(f"{run.name} not started: {broken[0]} failed")
+      logging.info("Run %d / %d: %s.", index, len(runs), run.name)
+      run.execute(dry_run, env)
+    except Exception as e:  # pylint: disable=broad-except  (reported below; the other runs go on)
+      logging.error("%s", e)
+      with done:
+        failed[run.model_dir] = e
+        done.notify_all()
+      return
+    with done:
+      finished.add(run.model_dir)
+      done.notify_all()
+
+  # Runs are listed after the runs they need, and the pool takes them in order, so a waiting run's needs are running.
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    try:
+      list(pool.map(execute, range(1, len(runs) + 1), runs))
+    except KeyboardInterrupt:  # the running commands got it too and save a checkpoint; start no other
+      stop.set()
+      pool.shutdown(cancel_futures=True)
+      raise
+  if failed:
+    raise RuntimeError(f"{len(failed)} of {len(runs)} runs failed: " + "; ".join(map(str, failed.values())))
+  return time.time() - start
 
 
-def execute_all(runs, dry_run=False, report_only=False):
-  """Executes the runs in order (none with `report_only`), logging progress; returns the seconds they took."""
-  logging.info("%d runs (%d finished earlier).", len(runs), sum(run.finished() for run in runs))
-  seconds = 0.0
-  for index, run in enumerate([] if report_only else runs, start=1):
-    logging.info("Run %d / %d.", index, len(runs))
-    seconds += execute(run, dry_run)
-  return seconds
+def record_invocation(output, seconds, workers):
+  """Appends this invocation's wall-clock time to <output>/invocations.json (nothing when it made no run)."""
+  if seconds <= 0:
+    return
+  entries = invocations(output) + [{"date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds,
+                                    "workers": workers}]
+  path = os.path.join(output, INVOCATIONS_FILE)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(entries, f, indent=1)
+  os.replace(path + ".tmp", path)
+
+
+def invocations(output):
+  """The entries `record_invocation` wrote into `output` ([] before any)."""
+  try:
+    with open(os.path.join(output, INVOCATIONS_FILE), encoding="utf-8") as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return []
 
 
 def mean_std(values):

@@ -2,15 +2,19 @@
 
     python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2]
         [--fractions=0.005,0.01,0.02,0.04,1.0] [--seeds=0,1,2] [--geometries=ground_truth,learned]
-        [--baseline_steps=400] [--continue_steps=150] [--teacher_steps=1000] [--pseudo_label] [--dry_run]
-        [--report_only]
+        [--baseline_steps=200] [--baseline_max_steps=1600] [--continue_steps=150] [--teacher_steps=1000]
+        [--pseudo_label] [--workers=1] [--dry_run] [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
-interrupted command picks up where it stopped. Every baseline runs before any continuation, so a command stopped
-early has the baselines of every fraction (what the "4x fewer labels" test compares with). Per label fraction f and
-seed s (<output>/f<f>_s<s>/):
-  baseline/   stage segmentation on the fraction's labels for --baseline_steps (the paper's supervised baseline);
+interrupted command picks up where it stopped. --workers runs that many at a time (`grid.execute_all`), each once
+the runs it starts from have finished. Every baseline starts before any continuation, so a command stopped early has
+the baselines of every fraction (what the "4x fewer labels" test compares with). Per label fraction f and seed s
+(<output>/f<f>_s<s>/):
+  baseline/   stage segmentation on the fraction's labels (the paper's supervised baseline), trained until its
+              validation mIoU plateaus: --baseline_steps, then twice as many (resumed, the schedule stretched: a
+              warm restart) and so on up to --baseline_max_steps, until the last quarter of a round moves mIoU by
+              at most 0.01 (`grid.UntilPlateau`);
   control/    stage control: the baseline continued for --continue_steps on the same labels and pairs without the
               consistency loss (bitwise the consistency stage with weight 0:
               tests/consistency/test_consistency_stage.py);
@@ -25,8 +29,8 @@ the optimizer and its warm-up and cosine schedule from the baseline's weights): 
 training's. Table 2 adds, at the lowest fraction and the first geometry, one continuation per weighting
 (uniform, label prior, edge prior alone, cross-entropy alone, all four) next to Table 1's all three.
 
-Every baseline evaluates 8 times (its learning curve, kept in metrics_history.json) and the report says whether it
-has plateaued (validation mIoU within 0.01 over the last quarter of its steps).
+Every round of a baseline evaluates 8 times (its learning curve, kept in metrics_history.json); the report shows the
+curve and whether it has plateaued.
 Writes <output>/results.md (the tables: mean and standard deviation of validation mIoU over seeds, each
 consistency run's gain on the control paired by seed with its 95 % interval (Student's t over the seeds:
 `paired_stats`), and, where the grid has fraction f and 4 f, whether consistency at f reaches the baseline at 4 f),
@@ -58,13 +62,17 @@ WEIGHTINGS = {
 }
 _WEIGHT_FLAGS = ("consistency_uniform", "consistency_label_prior", "consistency_edge_prior",
                  "consistency_cross_entropy")
-# A baseline has plateaued when its validation mIoU moves by at most this much over the last quarter of its steps.
-PLATEAU_TOLERANCE = 0.01
 # A run "predicts" a class when the class covers more than this share of its validation predictions: the consistency
 # loss's failure mode on few labels is a segmenter that predicts only a few (frequent) classes.
 PREDICTED_SHARE = 0.01
-# Evaluations per baseline run (its learning curve).
-BASELINE_EVALUATIONS = 8
+
+
+def baseline(cell, base_flagfile, fraction, seed, first_steps, max_steps):
+  """The supervised baseline of a (fraction, seed) cell: stage segmentation on the fraction's labels into
+  <cell>/baseline, trained until its validation mIoU plateaus (`grid.UntilPlateau`)."""
+  return grid.UntilPlateau(f"baseline f={fraction:g} seed={seed}", os.path.join(cell, "baseline"), "segmentation",
+                           first_steps, max_steps, (f"--flagfile={base_flagfile}", "--stages=segmentation",
+                                                    f"--label_fraction={fraction}", f"--seed={seed}"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +85,8 @@ class Plan:
   fractions: tuple = (0.005, 0.01, 0.02, 0.04, 1.0)
   seeds: tuple = (0, 1, 2)
   geometries: tuple = ("ground_truth", "learned")
-  baseline_steps: int = 400
+  baseline_steps: int = 200
+  baseline_max_steps: int = 1600
   continue_steps: int = 150
   teacher_steps: int = 1000
   pseudo_label: bool = False
@@ -106,30 +115,29 @@ class Plan:
                (f"--flagfile={self.teacher_flagfile}", f"--train_steps={self.teacher_steps}"))
 
   def baseline_run(self, fraction, seed):
-    return grid.Run(f"baseline f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), "baseline"),
-               "segmentation", self.baseline_steps,
-               (f"--flagfile={self.base_flagfile}", "--stages=segmentation", f"--label_fraction={fraction}",
-                f"--seed={seed}", f"--train_steps={self.baseline_steps}",
-                f"--eval_every={max(1, self.baseline_steps // BASELINE_EVALUATIONS)}"))
+    return baseline(self.cell(fraction, seed), self.base_flagfile, fraction, seed, self.baseline_steps,
+                    self.baseline_max_steps)
 
   def continuation(self, fraction, seed, variant, geometry="ground_truth", weighting="all_three", pseudo_label=False):
     """The baseline continued: variant "control" (no loss on unlabeled frames) or a consistency-stage run with the 4D
     consistency loss of `weighting` (None: without it) and, if `pseudo_label`, weak-to-strong pseudo-labelling."""
-    baseline = os.path.join(self.cell(fraction, seed), "baseline", "segmentation")
+    baseline_dir = self.baseline_run(fraction, seed).model_dir
+    needs = [baseline_dir]
     stage = "control" if variant == "control" else "consistency"
     overrides = [f"--flagfile={self.base_flagfile}", f"--stages={stage}", f"--label_fraction={fraction}",
-                 f"--seed={seed}", f"--train_steps={self.continue_steps}", f"--consistency_init_dir={baseline}",
-                 f"--geometry={geometry}"]
+                 f"--seed={seed}", f"--train_steps={self.continue_steps}",
+                 f"--consistency_init_dir={os.path.join(baseline_dir, 'segmentation')}", f"--geometry={geometry}"]
     if variant != "control" and weighting is None:
       overrides.append("--consistency_weight=0")
     elif variant != "control":
       overrides += [f"--{flag}={weight}" for flag, weight in zip(_WEIGHT_FLAGS, WEIGHTINGS[weighting])]
       if geometry == "learned":
         overrides.append(f"--consistency_teacher_dir={os.path.join(self.teacher_dir, 'depth_motion')}")
+        needs.append(self.teacher_dir)
     if pseudo_label:
       overrides.append("--pseudo_label_weight=1")
     return grid.Run(f"{variant} f={fraction:g} seed={seed}", os.path.join(self.cell(fraction, seed), variant),
-               stage, self.continue_steps, tuple(overrides))
+               stage, self.continue_steps, tuple(overrides), tuple(needs))
 
   def variants(self):
     """{variant name: (geometry, weighting, pseudo_label)} of Table 1's consistency-stage runs in one (fraction, seed)
@@ -277,15 +285,6 @@ def combined_vs_alone(plan, results):
   return lines
 
 
-def plateau(history, steps):
-  """(mIoU change over the last quarter of `steps`, whether it is within PLATEAU_TOLERANCE); None without 2 evals."""
-  late = [metrics["miou"] for step, metrics in history.items() if step >= 0.75 * steps]
-  if len(late) < 2:
-    return None
-  change = max(late) - min(late)
-  return change, change <= PLATEAU_TOLERANCE
-
-
 def baseline_curves(plan):
   """Markdown lines: each baseline's validation mIoU curve and whether it has plateaued."""
   lines = []
@@ -296,11 +295,11 @@ def baseline_curves(plan):
       if not history:
         continue
       curve = " / ".join(f"{metrics['miou']:.3f}" for metrics in history.values())
-      found = plateau(history, plan.baseline_steps)
+      found = grid.plateau(history, run.steps)
       verdict = ("fewer than 2 evaluations in the last quarter" if found is None else
                  f"moves {found[0]:.3f} over the last quarter: {'plateaued' if found[1] else 'still learning'}")
-      lines.append(f"- {fraction * 100:g} %, seed {seed}: mIoU at steps {', '.join(map(str, history))}: {curve} "
-                   f"({verdict})")
+      lines.append(f"- {fraction * 100:g} %, seed {seed}, {run.steps} steps: mIoU at steps "
+                   f"{', '.join(map(str, history))}: {curve} ({verdict})")
   return lines
 
 
@@ -373,15 +372,19 @@ def report(plan, results, seconds, origin=None):
     origin: `grid.provenance(...)` of this invocation, or None.
   """
   made = [run for run in plan.runs() if run.finished()]
-  grid_minutes = sum(run.seconds() for run in made) / 60
+  run_minutes = sum(run.seconds() for run in made) / 60
+  invoked = grid.invocations(plan.output)
+  wall_minutes = sum(entry["seconds"] for entry in invoked) / 60
   lines = [f"# Pasad et al. 2020 on synthetic video ({len(plan.seeds)} seeds: {', '.join(map(str, plan.seeds))})", ""]
   if origin:
     lines += [f"Command: `{origin['command']}`; report written {origin['date']} at commit {origin['commit']}.", ""]
-  lines += [f"Baseline {plan.baseline_steps} steps; control and consistency runs continue it for "
-            f"{plan.continue_steps} steps. Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was "
-            f"run, \"-\" where none). Runtime: {len(made)} of {len(plan.runs())} runs made, {grid_minutes:.1f} min in "
-            f"all (the sum of their wall-clock times over every invocation); this invocation "
-            f"{seconds / 60:.1f} min.", ""]
+  lines += [f"Baselines trained until plateau (rounds of {plan.baseline_steps} steps doubled up to "
+            f"{plan.baseline_max_steps}); control and consistency runs continue them for {plan.continue_steps} steps. "
+            f"Validation mIoU, mean ± std over seeds (\"1 seed\" where only one seed was run, \"-\" where none). "
+            f"Runtime: {len(made)} of {len(plan.runs())} runs made in {wall_minutes:.1f} min of wall-clock over "
+            f"{len(invoked)} invocations (workers: "
+            f"{', '.join(str(entry['workers']) for entry in invoked) or '-'}); the runs' own times sum to "
+            f"{run_minutes:.1f} min; this invocation {seconds / 60:.1f} min.", ""]
   if "learned" in plan.geometries:
     teacher = plan.teacher_run()
     if os.path.exists(teacher.metrics_path()):
@@ -395,7 +398,7 @@ def report(plan, results, seconds, origin=None):
                 f"{m['zero_flow_epe_px']:.2f} px).", ""]
   curves = baseline_curves(plan)
   if curves:
-    lines += [f"## Baselines (plateaued: validation mIoU within {PLATEAU_TOLERANCE} over the last quarter)", "",
+    lines += [f"## Baselines (plateaued: validation mIoU within {grid.PLATEAU_TOLERANCE} over the last quarter)", "",
               *curves, ""]
   if 1 in plan.tables:
     lines += ["## Table 1", "", table1(plan, results), "",
@@ -443,7 +446,9 @@ def define_flags():
   flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (label selection, initialisation, data order).")
   flags.DEFINE_list("geometries", ["ground_truth", "learned"], "Geometries of the consistency runs; the first one is "
                     "Table 2's and Figure 2's.")
-  flags.DEFINE_integer("baseline_steps", 400, "Steps of each supervised baseline (its cosine schedule ends there).")
+  flags.DEFINE_integer("baseline_steps", 200, "Steps of each supervised baseline's first round (its cosine schedule "
+                       "ends there); a baseline that has not plateaued goes on to twice as many steps, and so on.")
+  flags.DEFINE_integer("baseline_max_steps", 1600, "Steps at which a baseline stops even if it has not plateaued.")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each continuation (control and consistency runs).")
   flags.DEFINE_integer("teacher_steps", 1000, "Steps of the depth_motion teachers (learned geometry; the teacher "
                        "flagfile's own length, measured in docs/teachers.md).")
@@ -453,6 +458,8 @@ def define_flags():
   flags.DEFINE_bool("pseudo_label", False, "Add Table 1's columns pseudo_label (weak-to-strong pseudo-labelling of "
                     "the unlabeled frames as single images, alone) and pseudo_label+<geometry> (with the 4D "
                     "consistency loss): the single-image baseline a user would pick instead.")
+  flags.DEFINE_integer("workers", 1, "Runs made at a time, each with an equal share of the cores as its TensorFlow "
+                       "threads (2 on a 2-core machine: 1.4x the runs per hour of 1, docs/results.md).", lower_bound=1)
   flags.DEFINE_bool("dry_run", False, "Only log the commands.")
   flags.DEFINE_bool("report_only", False, "Make no run: write the tables from the runs that exist (missing ones "
                     "are shown as -).")
@@ -469,10 +476,12 @@ def main(argv):
               teacher_flagfile=os.path.abspath(FLAGS.teacher_flagfile), tables=tuple(int(t) for t in FLAGS.tables),
               fractions=tuple(float(f) for f in FLAGS.fractions), seeds=tuple(int(s) for s in FLAGS.seeds),
               geometries=tuple(FLAGS.geometries), baseline_steps=FLAGS.baseline_steps,
+              baseline_max_steps=FLAGS.baseline_max_steps,
               continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps, pseudo_label=FLAGS.pseudo_label)
   logging.info("Into %s.", plan.output)
-  seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only)
+  seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only, FLAGS.workers)
   if not FLAGS.dry_run:
+    grid.record_invocation(plan.output, seconds, FLAGS.workers)
     print(report(plan, collect(plan), seconds, grid.provenance("consistency.paper_tables", sys.argv)))
     print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
 

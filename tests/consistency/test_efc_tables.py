@@ -4,6 +4,7 @@ import json
 import os
 
 from consistency import efc_tables
+from tests.consistency import runs
 
 
 def _plan(tmp_path, **kwargs):
@@ -14,9 +15,7 @@ def _plan(tmp_path, **kwargs):
 
 
 def _write(run, **metrics):
-  os.makedirs(os.path.dirname(run.metrics_path()), exist_ok=True)
-  with open(run.metrics_path(), "w", encoding="utf-8") as f:
-    json.dump({"step": run.steps, **metrics}, f)
+  runs.write_metrics(run, **metrics)
 
 
 def test_rows_continue_the_baseline_and_reuse_finished_shared_baselines(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from consistency import grid
 from consistency import paper_tables
+from tests.consistency import runs
 
 
 def _plan(tmp_path, **kwargs):
@@ -18,9 +19,7 @@ def _plan(tmp_path, **kwargs):
 
 
 def _write_metrics(run, miou, per_class, step=None):
-  os.makedirs(os.path.dirname(run.metrics_path()), exist_ok=True)
-  with open(run.metrics_path(), "w", encoding="utf-8") as f:
-    json.dump({"step": run.steps if step is None else step, "miou": miou, "per_class": per_class}, f)
+  runs.write_metrics(run, step, miou=miou, per_class=per_class)
 
 
 def test_plan_orders_runs_and_sets_each_runs_flags(tmp_path):
@@ -62,13 +61,13 @@ def test_plan_rejects_bad_settings(tmp_path, bad):
 
 def test_finished_runs_are_skipped_and_unfinished_ones_are_not(tmp_path):
   plan = _plan(tmp_path)
-  run = plan.run_for(0.01, 0, "baseline")
+  run = plan.run_for(0.01, 0, "control")
   assert not run.finished()
   _write_metrics(run, 0.1, {}, step=10)  # an interrupted run evaluated before its last step
   assert not run.finished()
   _write_metrics(run, 0.1, {})
   assert run.finished()
-  assert grid.execute(run) == 0.0
+  assert run.execute() == 0.0
 
 
 def test_report_tables_and_figure_from_metrics(tmp_path):
@@ -148,23 +147,29 @@ def test_runs_are_scored_from_their_confusion_matrix(tmp_path):
 
 
 def test_report_shows_each_baselines_curve_and_whether_it_plateaued(tmp_path):
-  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1),
-               baseline_steps=40)
-  assert "--eval_every=5" in plan.baseline_run(0.01, 0).overrides  # 8 evaluations per baseline
-  curves = {0: [0.10, 0.20, 0.250, 0.255, 0.258], 1: [0.10, 0.15, 0.20, 0.25, 0.30]}
-  for seed, values in curves.items():
+  plan = _plan(tmp_path, geometries=("ground_truth",), tables=(1,), fractions=(0.01,), seeds=(0, 1, 2),
+               baseline_steps=40, baseline_max_steps=80)
+  first = plan.baseline_run(0.01, 0).round(40).overrides
+  assert "--train_steps=40" in first and "--eval_every=5" in first  # 8 evaluations per round
+  # Seed 0 plateaus in its first round (the last quarter of 40 steps holds the evaluations at 30, 35 and 40); seed 1
+  # is still learning at step 40 and plateaus at 80; seed 2 has not plateaued at the 80-step limit.
+  curves = {0: {10: 0.10, 20: 0.20, 30: 0.250, 35: 0.255, 40: 0.258},
+            1: {10: 0.10, 20: 0.15, 30: 0.20, 40: 0.25, 60: 0.300, 70: 0.305, 80: 0.308},
+            2: {10: 0.10, 20: 0.15, 30: 0.20, 40: 0.25, 60: 0.30, 70: 0.35, 80: 0.40}}
+  for seed, curve in curves.items():
     run = plan.baseline_run(0.01, seed)
-    _write_metrics(run, values[-1], {})
-    history = {str(step): {"step": step, "miou": miou} for step, miou in zip((8, 16, 24, 32, 40), values)}
-    with open(os.path.join(os.path.dirname(run.metrics_path()), "metrics_history.json"), "w", encoding="utf-8") as f:
-      json.dump(history, f)
+    runs.write_history(run, curve)
+    _write_metrics(run.round(max(curve)), curve[max(curve)], {})
+  assert [plan.baseline_run(0.01, seed).steps for seed in curves] == [40, 80, 80]
+  assert all(plan.baseline_run(0.01, seed).finished() for seed in curves)
   markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=0.0)
-  # The last quarter of 40 steps holds the evaluations at steps 32 and 40.
-  assert ("- 1 %, seed 0: mIoU at steps 8, 16, 24, 32, 40: 0.100 / 0.200 / 0.250 / 0.255 / 0.258 (moves 0.003 over "
-          "the last quarter: plateaued)") in markdown
-  assert "seed 1: mIoU at steps 8, 16, 24, 32, 40: 0.100 / 0.150 / 0.200 / 0.250 / 0.300 (moves 0.050 over the last " \
-      "quarter: still learning)" in markdown
-  assert paper_tables.plateau({40: {"miou": 0.3}}, 40) is None
+  assert ("- 1 %, seed 0, 40 steps: mIoU at steps 10, 20, 30, 35, 40: 0.100 / 0.200 / 0.250 / 0.255 / 0.258 (moves "
+          "0.008 over the last quarter: plateaued)") in markdown
+  assert ("- 1 %, seed 1, 80 steps: mIoU at steps 10, 20, 30, 40, 60, 70, 80: 0.100 / 0.150 / 0.200 / 0.250 / 0.300 "
+          "/ 0.305 / 0.308 (moves 0.008 over the last quarter: plateaued)") in markdown
+  assert "seed 2, 80 steps: mIoU at steps 10, 20, 30, 40, 60, 70, 80: 0.100 / 0.150 / 0.200 / 0.250 / 0.300 / 0.350 " \
+      "/ 0.400 (moves 0.100 over the last quarter: still learning)" in markdown
+  assert paper_tables.collect(plan)[0.01]["baseline"][1]["miou"] == 0.308  # the last round's metrics
 
 
 def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path):
@@ -178,13 +183,17 @@ def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path)
           json.dump({"step": run.steps, "miou": miou, "per_class": {}, "labelled_frames": 16}, f)
       with open(os.path.join(run.model_dir, grid.RUNTIME_FILE), "w", encoding="utf-8") as f:
         json.dump({"seconds": 30.0}, f)
+  grid.record_invocation(str(tmp_path), 0.0, 2)  # made no run: not recorded
+  grid.record_invocation(str(tmp_path), 60.0, 1)
+  grid.record_invocation(str(tmp_path), 90.0, 2)
   origin = {"command": "python -m consistency.paper_tables --output=X", "date": "2026-12-06 21:00 UTC",
             "commit": "abc1234"}
   markdown = paper_tables.report(plan, paper_tables.collect(plan), seconds=90.0, origin=origin)
   assert "Command: `python -m consistency.paper_tables --output=X`; report written 2026-12-06 21:00 UTC at commit " \
       "abc1234." in markdown
-  # 8 runs of 30 s made (the teachers have not run), 1.5 min of them by this invocation.
-  assert "8 of 9 runs made, 4.0 min in all" in markdown and "this invocation 1.5 min" in markdown
+  # 8 runs of 30 s made (the teachers have not run) by two invocations of 1 and 1.5 min.
+  assert "8 of 9 runs made in 2.5 min of wall-clock over 2 invocations (workers: 1, 2); the runs' own times sum to " \
+      "4.0 min; this invocation 1.5 min" in markdown
   assert "| 1 % (16 frames) | 0.1000 ± 0.0000 |" in markdown
   # Gains on the control: oracle +0.04, learned +0.03: 75 %.
   assert "- 1 %: learned +0.0300, oracle +0.0400: 75 % of the oracle's" in markdown
