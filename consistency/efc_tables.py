@@ -1,7 +1,7 @@
 """Every Frame Counts' ablation on Pasad et al.'s benchmark protocol, as one resumable command.
 
     python -m consistency.efc_tables --output=/tmp/efc_grid [--baselines=/tmp/pasad_grid] [--fractions=0.01,0.05]
-        [--seeds=0,1,2] [--baseline_steps=200] [--baseline_max_steps=1600] [--continue_steps=150] [--dry_run]
+        [--seeds=0,1,2] [--baseline_steps=200] [--baseline_max_steps=3200] [--continue_steps=150] [--dry_run]
         [--report_only]
 
 Every run is a `python -m consistency.train` subprocess (`grid.execute_all`: resumable, timed). Per label fraction f and
@@ -64,7 +64,7 @@ class Plan:
   fractions: tuple = (0.01, 0.05)
   seeds: tuple = (0, 1, 2)
   baseline_steps: int = 200
-  baseline_max_steps: int = 1600
+  baseline_max_steps: int = 3200
   continue_steps: int = 150
 
   def __post_init__(self):
@@ -223,7 +223,7 @@ def define_flags():
   flags.DEFINE_list("fractions", ["0.01", "0.05"], "Label fractions (of the synthetic video's 1600 training frames).")
   flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (label selection, initialisation, data order).")
   flags.DEFINE_integer("baseline_steps", 200, "Steps of each baseline's first round (paper_tables' default).")
-  flags.DEFINE_integer("baseline_max_steps", 1600, "Steps at which a baseline stops even if it has not plateaued.")
+  flags.DEFINE_integer("baseline_max_steps", 3200, "Steps at which a baseline stops even if it has not plateaued.")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each efc continuation.")
   flags.DEFINE_string("base_flagfile", "configs/synthetic_consistency.flags", "Flagfile of the baselines.")
   flags.DEFINE_string("efc_flagfile", "configs/synthetic_efc_protocol.flags", "Flagfile of the efc runs.")

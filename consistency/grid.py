@@ -1,6 +1,8 @@
-"""A resumable grid of training runs: each run a `python -m consistency.train` subprocess into its own folder,
-skipped when its stage already wrote metrics.json at its last step, timed; and the provenance and summary statistics
-the grids' reports share (consistency.paper_tables, consistency.efc_tables)."""
+"""A resumable grid of training runs: each run a `python -m consistency.train` subprocess into its own folder (`Run`),
+or several in rounds until its validation mIoU plateaus (`UntilPlateau`), skipped when its stage already wrote
+metrics.json at its last step, timed, made one or several at a time once the runs they start from have finished
+(`execute_all`); and the provenance and summary statistics the grids' reports share (consistency.paper_tables,
+consistency.efc_tables)."""
 
 import concurrent.futures
 import dataclasses
@@ -18,8 +20,10 @@ from consistency.harness import trainer as trainer_lib
 from segmentation import metrics as metrics_lib
 
 METRICS_FILE = "metrics.json"
-# Written into a run's folder when it finishes: {"seconds": its wall-clock time}.
+# Written into a run's folder when a command of it finishes: {"seconds": the wall-clock time of its commands, summed}.
 RUNTIME_FILE = "runtime.json"
+# Written into a run's folder when its command starts: {model_dir of each run it needs: that run's steps then}.
+NEEDS_FILE = "needs.json"
 # Written into a grid's output folder: [{"date", "seconds", "workers"}] of each invocation that made runs.
 INVOCATIONS_FILE = "invocations.json"
 
@@ -193,10 +197,44 @@ class UntilPlateau:
     return seconds
 
 
+def check_needs(runs):
+  """Refuses a grid in which a finished run was made from a run that has changed since: one not finished now (e.g. a
+  baseline allowed more rounds) or at other steps than when the run started from it (NEEDS_FILE). Its results would
+  not follow from what the grid holds, and skipping it would report them as if they did.
+
+  Raises:
+    ValueError: naming each such run and what it was made from, or a needed run missing from the grid.
+  """
+  by_dir = {run.model_dir: run for run in runs}
+  stale = []
+  for run in runs:
+    unknown = [need for need in run.needs if need not in by_dir]
+    if unknown:
+      raise ValueError(f"{run.name} needs runs not in the grid: {unknown}")
+    if not run.needs or not run.finished():
+      continue
+    try:
+      with open(os.path.join(run.model_dir, NEEDS_FILE), encoding="utf-8") as f:
+        recorded = json.load(f)
+    except FileNotFoundError:
+      recorded = {}
+    for need in run.needs:
+      source = by_dir[need]
+      if not source.finished():
+        stale.append(f"{run.model_dir}: made from {need}, which is not finished now")
+      elif recorded.get(need, source.steps) != source.steps:
+        stale.append(f"{run.model_dir}: made from {need} at step {recorded[need]}, which is at step {source.steps} now")
+  if stale:
+    raise ValueError("These finished runs were made from runs that have changed since, so their results would not "
+                     "follow from them; move them out of the grid's folder (or undo the change) and run again:\n  " +
+                     "\n  ".join(stale))
+
+
 def execute_all(runs, dry_run=False, report_only=False, workers=1):
   """Executes the runs (`Run` or `UntilPlateau`; none with `report_only`), at most `workers` at a time, each once the
   runs it `needs` have finished, logging progress. With several workers each command gets an equal share of this
-  machine's cores as its TensorFlow threads. Returns the wall-clock seconds the runs took."""
+  machine's cores as its TensorFlow threads. Refuses to start if a finished run's needs have changed since
+  (`check_needs`). Returns the wall-clock seconds the runs took."""
   logging.info("%d runs (%d finished earlier), %d at a time.", len(runs), sum(run.finished() for run in runs), workers)
   if report_only:
     return 0.0
@@ -204,11 +242,8 @@ def execute_all(runs, dry_run=False, report_only=False, workers=1):
   if workers > 1:
     threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
     env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
-  known = {run.model_dir for run in runs}
-  for run in runs:
-    unknown = [need for need in run.needs if need not in known]
-    if unknown:
-      raise ValueError(f"{run.name} needs runs not in the grid: {unknown}")
+  check_needs(runs)
+  by_dir = {run.model_dir: run for run in runs}
   start = time.time()
   done = threading.Condition()
   finished, failed = set(), {}
@@ -224,6 +259,10 @@ def execute_all(runs, dry_run=False, report_only=False, workers=1):
       if broken:
         raise RuntimeError(f"{run.name} not started: {broken[0]} failed")
       logging.info("Run %d / %d: %s.", index, len(runs), run.name)
+      if run.needs and not run.finished() and not dry_run:
+        os.makedirs(run.model_dir, exist_ok=True)
+        with open(os.path.join(run.model_dir, NEEDS_FILE), "w", encoding="utf-8") as f:
+          json.dump({need: by_dir[need].steps for need in run.needs}, f)
       run.execute(dry_run, env)
     except Exception as e:  # pylint: disable=broad-except  (reported below; the other runs go on)
       logging.error("%s", e)

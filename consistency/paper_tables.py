@@ -2,7 +2,7 @@
 
     python -m consistency.paper_tables --output=/tmp/pasad_synthetic [--tables=1,2]
         [--fractions=0.005,0.01,0.02,0.04,1.0] [--seeds=0,1,2] [--geometries=ground_truth,learned]
-        [--baseline_steps=200] [--baseline_max_steps=1600] [--continue_steps=150] [--teacher_steps=1000]
+        [--baseline_steps=200] [--baseline_max_steps=3200] [--continue_steps=150] [--teacher_steps=1000]
         [--pseudo_label] [--workers=1] [--dry_run] [--report_only]
 
 Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_dir=<run dir> <overrides>` in a
@@ -86,7 +86,7 @@ class Plan:
   seeds: tuple = (0, 1, 2)
   geometries: tuple = ("ground_truth", "learned")
   baseline_steps: int = 200
-  baseline_max_steps: int = 1600
+  baseline_max_steps: int = 3200
   continue_steps: int = 150
   teacher_steps: int = 1000
   pseudo_label: bool = False
@@ -448,7 +448,7 @@ def define_flags():
                     "Table 2's and Figure 2's.")
   flags.DEFINE_integer("baseline_steps", 200, "Steps of each supervised baseline's first round (its cosine schedule "
                        "ends there); a baseline that has not plateaued goes on to twice as many steps, and so on.")
-  flags.DEFINE_integer("baseline_max_steps", 1600, "Steps at which a baseline stops even if it has not plateaued.")
+  flags.DEFINE_integer("baseline_max_steps", 3200, "Steps at which a baseline stops even if it has not plateaued.")
   flags.DEFINE_integer("continue_steps", 150, "Steps of each continuation (control and consistency runs).")
   flags.DEFINE_integer("teacher_steps", 1000, "Steps of the depth_motion teachers (learned geometry; the teacher "
                        "flagfile's own length, measured in docs/teachers.md).")

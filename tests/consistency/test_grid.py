@@ -87,6 +87,7 @@ class _Job:
 
   def __init__(self, name, needs=(), fail=False, log=None):
     self.name, self.model_dir, self.needs, self.fail, self.log = name, name, tuple(needs), fail, log
+    self.steps = 1
 
   def finished(self):
     return False
@@ -136,3 +137,26 @@ def test_runtime_of_repeated_commands_adds_up(tmp_path, monkeypatch):
     json.dump({"seconds": 100.0}, f)  # an earlier round's
   run.round(20).execute()
   assert run.seconds() > 100.0
+
+
+def test_a_finished_run_whose_baseline_changed_since_stops_the_grid(tmp_path, monkeypatch):
+  fake = _FakeTrain(lambda step: 0.01 * min(step, 50))
+  monkeypatch.setattr(grid.subprocess, "call", fake)
+  baseline = _baseline(tmp_path, max_steps=40)  # not plateaued at 40: stops there
+  continuation = grid.Run("continuation", str(tmp_path / "continuation"), "segmentation", 10,
+                          ("--train_steps=10", "--eval_every=5"), (baseline.model_dir,))
+  grid.execute_all([baseline, continuation])
+  with open(tmp_path / "continuation" / grid.NEEDS_FILE, encoding="utf-8") as f:
+    assert json.load(f) == {baseline.model_dir: 40}  # the continuation started from the baseline's 40 steps
+  grid.check_needs([baseline, continuation])  # nothing changed
+  # The baseline allowed more rounds: not finished any more, the continuation's results would be stale.
+  longer = _baseline(tmp_path, max_steps=80)
+  with pytest.raises(ValueError, match=r"continuation: made from .*baseline, which is not finished now"):
+    grid.execute_all([longer, grid.Run("continuation", continuation.model_dir, "segmentation", 10, (),
+                                       (longer.model_dir,))])
+  assert len(fake.calls) == 3  # nothing ran
+  # A baseline finished at other steps than the continuation started from.
+  with open(tmp_path / "continuation" / grid.NEEDS_FILE, "w", encoding="utf-8") as f:
+    json.dump({baseline.model_dir: 20}, f)
+  with pytest.raises(ValueError, match="made from .*baseline at step 20, which is at step 40 now"):
+    grid.check_needs([baseline, continuation])
