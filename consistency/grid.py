@@ -288,9 +288,10 @@ def execute_all(runs, dry_run=False, report_only=False, workers=1):
 
 
 def record_invocation(output, seconds, workers):
-  """Appends this invocation's wall-clock time to <output>/invocations.json (nothing when it made no run)."""
+  """Appends an invocation's wall-clock time to <output>/invocations.json (nothing for 0 s)."""
   if seconds <= 0:
     return
+  os.makedirs(output, exist_ok=True)
   entries = invocations(output) + [{"date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds,
                                     "workers": workers}]
   path = os.path.join(output, INVOCATIONS_FILE)

@@ -42,6 +42,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -479,9 +480,13 @@ def main(argv):
               baseline_max_steps=FLAGS.baseline_max_steps,
               continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps, pseudo_label=FLAGS.pseudo_label)
   logging.info("Into %s.", plan.output)
-  seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only, FLAGS.workers)
+  start = time.time()
+  try:
+    seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only, FLAGS.workers)
+  finally:  # an interrupted or failed invocation's time counts too
+    if not (FLAGS.dry_run or FLAGS.report_only):
+      grid.record_invocation(plan.output, time.time() - start, FLAGS.workers)
   if not FLAGS.dry_run:
-    grid.record_invocation(plan.output, seconds, FLAGS.workers)
     print(report(plan, collect(plan), seconds, grid.provenance("consistency.paper_tables", sys.argv)))
     print(f"Results: {os.path.join(plan.output, 'results.md')}, figure: {os.path.join(plan.output, 'figure2.png')}")
 

@@ -183,7 +183,7 @@ def test_report_states_its_origin_runtime_frames_and_the_learned_share(tmp_path)
           json.dump({"step": run.steps, "miou": miou, "per_class": {}, "labelled_frames": 16}, f)
       with open(os.path.join(run.model_dir, grid.RUNTIME_FILE), "w", encoding="utf-8") as f:
         json.dump({"seconds": 30.0}, f)
-  grid.record_invocation(str(tmp_path), 0.0, 2)  # made no run: not recorded
+  grid.record_invocation(str(tmp_path), 0.0, 2)  # 0 s: not recorded
   grid.record_invocation(str(tmp_path), 60.0, 1)
   grid.record_invocation(str(tmp_path), 90.0, 2)
   origin = {"command": "python -m consistency.paper_tables --output=X", "date": "2026-12-06 21:00 UTC",
