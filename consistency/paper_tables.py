@@ -9,8 +9,10 @@ Every run is `python -m consistency.train --flagfile=<--base_flagfile> --model_d
 subprocess (its log in <run dir>/train.log); a run whose stage metrics.json reached its last step is skipped, so an
 interrupted command picks up where it stopped. --workers runs that many at a time (`grid.execute_all`), each once
 the runs it starts from have finished. Every baseline starts before any continuation, so a command stopped early has
-the baselines of every fraction (what the "4x fewer labels" test compares with). Per label fraction f and seed s
-(<output>/f<f>_s<s>/):
+the baselines of every fraction (what the "4x fewer labels" test compares with). A finished continuation whose
+baseline has changed since (e.g. allowed more rounds by a larger --baseline_max_steps) stops the command before any
+run, naming it (`grid.check_needs`). Each invocation's wall-clock time is kept in <output>/invocations.json. Per label
+fraction f and seed s (<output>/f<f>_s<s>/):
   baseline/   stage segmentation on the fraction's labels (the paper's supervised baseline), trained until its
               validation mIoU plateaus: --baseline_steps, then twice as many (resumed, the schedule stretched: a
               warm restart) and so on up to --baseline_max_steps, until the last quarter of a round moves mIoU by
