@@ -198,9 +198,10 @@ class UntilPlateau:
 
 
 def check_needs(runs):
-  """Refuses a grid in which a finished run was made from a run that has changed since: one not finished now (e.g. a
-  baseline allowed more rounds) or at other steps than when the run started from it (NEEDS_FILE). Its results would
-  not follow from what the grid holds, and skipping it would report them as if they did.
+  """Refuses a grid in which a run was made, wholly or in part, from a run that has changed since: one not finished
+  now (e.g. a baseline allowed more rounds) or at other steps than when the run started from it (NEEDS_FILE). Its
+  results would not follow from what the grid holds: skipping it would report them as if they did, and resuming it
+  would go on from the old start.
 
   Raises:
     ValueError: naming each such run and what it was made from, or a needed run missing from the grid.
@@ -211,13 +212,14 @@ def check_needs(runs):
     unknown = [need for need in run.needs if need not in by_dir]
     if unknown:
       raise ValueError(f"{run.name} needs runs not in the grid: {unknown}")
-    if not run.needs or not run.finished():
-      continue
     try:
       with open(os.path.join(run.model_dir, NEEDS_FILE), encoding="utf-8") as f:
         recorded = json.load(f)
     except FileNotFoundError:
-      recorded = {}
+      recorded = None  # never started by this driver, or finished before it kept the record
+    if not run.needs or (recorded is None and not run.finished()):
+      continue
+    recorded = recorded or {}
     for need in run.needs:
       source = by_dir[need]
       if not source.finished():
@@ -225,7 +227,7 @@ def check_needs(runs):
       elif recorded.get(need, source.steps) != source.steps:
         stale.append(f"{run.model_dir}: made from {need} at step {recorded[need]}, which is at step {source.steps} now")
   if stale:
-    raise ValueError("These finished runs were made from runs that have changed since, so their results would not "
+    raise ValueError("These runs were made from runs that have changed since, so their results would not "
                      "follow from them; move them out of the grid's folder (or undo the change) and run again:\n  " +
                      "\n  ".join(stale))
 

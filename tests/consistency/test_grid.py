@@ -85,8 +85,9 @@ def test_until_plateau_rejects_bad_lengths(tmp_path):
 class _Job:
   """A run-like job that records when it ran; fails if asked to."""
 
-  def __init__(self, name, needs=(), fail=False, log=None):
-    self.name, self.model_dir, self.needs, self.fail, self.log = name, name, tuple(needs), fail, log
+  def __init__(self, folder, name, needs=(), fail=False, log=None):
+    self.name, self.fail, self.log = name, fail, log
+    self.model_dir, self.needs = str(folder / name), tuple(str(folder / need) for need in needs)
     self.steps = 1
 
   def finished(self):
@@ -102,10 +103,11 @@ class _Job:
     return 0.05
 
 
-def test_execute_all_runs_each_job_after_its_needs_several_at_a_time(monkeypatch):
+def test_execute_all_runs_each_job_after_its_needs_several_at_a_time(tmp_path, monkeypatch):
   monkeypatch.setattr(grid.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
   log = []
-  jobs = [_Job("a", log=log), _Job("b", log=log), _Job("c", needs=["a"], log=log), _Job("d", needs=["a", "c"], log=log)]
+  jobs = [_Job(tmp_path, "a", log=log), _Job(tmp_path, "b", log=log), _Job(tmp_path, "c", needs=["a"], log=log),
+          _Job(tmp_path, "d", needs=["a", "c"], log=log)]
   seconds = grid.execute_all(jobs, workers=2)
   assert seconds > 0
   order = [(event, name) for event, name, _ in log]
@@ -118,15 +120,16 @@ def test_execute_all_runs_each_job_after_its_needs_several_at_a_time(monkeypatch
   assert log[0] == ("start", "a", None)  # one worker: the machine's default threads
 
 
-def test_execute_all_goes_on_past_a_failure_and_reports_it():
+def test_execute_all_goes_on_past_a_failure_and_reports_it(tmp_path):
   log = []
-  jobs = [_Job("a", fail=True, log=log), _Job("b", log=log), _Job("c", needs=["a"], log=log)]
-  with pytest.raises(RuntimeError, match="2 of 3 runs failed: a broke; c not started: a failed"):
+  jobs = [_Job(tmp_path, "a", fail=True, log=log), _Job(tmp_path, "b", log=log),
+          _Job(tmp_path, "c", needs=["a"], log=log)]
+  with pytest.raises(RuntimeError, match="2 of 3 runs failed: a broke; c not started: .*a failed"):
     grid.execute_all(jobs, workers=1)
   assert ("end", "b") in [(event, name) for event, name, _ in log]
   assert ("start", "c") not in [(event, name) for event, name, _ in log]
   with pytest.raises(ValueError, match="needs runs not in the grid"):
-    grid.execute_all([_Job("x", needs=["y"], log=log)])
+    grid.execute_all([_Job(tmp_path, "x", needs=["y"], log=log)])
 
 
 def test_runtime_of_repeated_commands_adds_up(tmp_path, monkeypatch):
@@ -160,3 +163,10 @@ def test_a_finished_run_whose_baseline_changed_since_stops_the_grid(tmp_path, mo
     json.dump({baseline.model_dir: 20}, f)
   with pytest.raises(ValueError, match="made from .*baseline at step 20, which is at step 40 now"):
     grid.check_needs([baseline, continuation])
+  # A run started (not finished) from the baseline's earlier state would resume from it: refused too.
+  partial = grid.Run("partial", str(tmp_path / "partial"), "segmentation", 10, (), (baseline.model_dir,))
+  os.makedirs(partial.model_dir)
+  with open(os.path.join(partial.model_dir, grid.NEEDS_FILE), "w", encoding="utf-8") as f:
+    json.dump({baseline.model_dir: 20}, f)
+  with pytest.raises(ValueError, match="partial: made from .*baseline at step 20"):
+    grid.check_needs([baseline, partial])
