@@ -247,6 +247,10 @@ def main(argv):
               baseline_steps=options.baseline_steps, baseline_max_steps=options.baseline_max_steps,
               continue_steps=options.continue_steps)
   logging.info("Into %s.", plan.output)
+  try:
+    grid.check_needs(plan.runs())
+  except ValueError as e:
+    sys.exit(f"efc_tables: {e}")
   seconds = grid.execute_all(plan.runs(), options.dry_run, options.report_only)
   if not options.dry_run:
     os.makedirs(plan.output, exist_ok=True)

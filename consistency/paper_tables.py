@@ -482,6 +482,10 @@ def main(argv):
               baseline_max_steps=FLAGS.baseline_max_steps,
               continue_steps=FLAGS.continue_steps, teacher_steps=FLAGS.teacher_steps, pseudo_label=FLAGS.pseudo_label)
   logging.info("Into %s.", plan.output)
+  try:
+    grid.check_needs(plan.runs())
+  except ValueError as e:
+    sys.exit(f"paper_tables: {e}")
   start = time.time()
   try:
     seconds = grid.execute_all(plan.runs(), FLAGS.dry_run, FLAGS.report_only, FLAGS.workers)
