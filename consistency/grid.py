@@ -188,8 +188,11 @@ class UntilPlateau:
     """Runs the rounds still needed; returns the seconds they took."""
     seconds = 0.0
     for steps in self.rounds():
-      if steps not in self.history():  # rounds that finished earlier are kept
-        seconds += self.round(steps).execute(dry_run, env)
+      if self.finished():
+        break
+      if steps in self.history():  # a round that finished earlier is kept
+        continue
+      seconds += self.round(steps).execute(dry_run, env)
       if dry_run or self._done(self.history())[1]:
         break
       logging.info("%s: not plateaued at step %d, going on to step %d.", self.name, steps,
