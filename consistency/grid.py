@@ -258,9 +258,9 @@ def execute_all(runs, dry_run=False, report_only=False, workers=1):
     with done:
       done.wait_for(lambda: all(need in finished or need in failed for need in run.needs))
       broken = [need for need in run.needs if need in failed]
-    if stop.is_set():
-      return
     try:
+      if stop.is_set():  # counted as failed, so that runs waiting for this one wake up too
+        raise RuntimeError(f"{run.name} not started: interrupted")
       if broken:
         raise RuntimeError(f"{run.name} not started: {broken[0]} failed")
       logging.info("Run %d / %d: %s.", index, len(runs), run.name)
