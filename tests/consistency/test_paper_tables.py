@@ -41,6 +41,9 @@ def test_plan_orders_runs_and_sets_each_runs_flags(tmp_path):
   assert "--stages=control" in control.overrides and "--seed=1" in control.overrides
   learned = plan.run_for(0.01, 0, "learned")
   assert f"--consistency_teacher_dir={tmp_path}/teachers/depth_motion" in learned.overrides
+  # Each continuation waits for its baseline and, with the learned geometry, for the teachers.
+  assert learned.needs == (f"{tmp_path}/f0.01_s0/baseline", f"{tmp_path}/teachers")
+  assert control.needs == (f"{tmp_path}/f0.01_s1/baseline",)
   uniform = plan.run_for(0.01, 0, "ground_truth_uniform")
   assert {"--consistency_uniform=1.0", "--consistency_label_prior=0.0", "--consistency_edge_prior=0.0",
           "--consistency_cross_entropy=0.0", "--geometry=ground_truth"} <= set(uniform.overrides)
